@@ -1,0 +1,6 @@
+"""fastdl: Numba-accelerated CPU deep learning for the unsupervised pre-training toolbox."""
+from fastdl._threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = ["get_num_threads", "set_num_threads", "__version__"]

@@ -1,0 +1,67 @@
+"""The one place that decides how kernels are compiled: fastmath flags and the on-disk cache.
+
+Every kernel module decorates with ``jit`` (serial) or ``pjit`` (parallel) from here, so the
+flags cannot drift between modules.
+"""
+import os
+import tempfile
+import warnings
+from functools import partial
+
+import numba
+
+# fastmath=True implies 'nnan' and 'ninf', under which np.isnan folds to False and NaN stops
+# propagating. These flags keep IEEE NaN/Inf semantics but still allow FMA contraction and
+# vectorised reductions. Code whose accuracy depends on evaluation order (range reduction,
+# compensated sums) must not rely on them: see vmath.py.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+def _probe():  # compiled nowhere: only used to ask numba whether it can cache beside this file
+    return 0
+
+
+def _choose_cache():
+    """Return True when numba's cache works, after a fallback if needed; False to run uncached.
+
+    numba looks for a writable ``__pycache__`` beside the source, then ``~/.cache/numba`` (or
+    ``NUMBA_CACHE_DIR``); when neither is writable ``cache=True`` raises at decoration time, i.e.
+    at ``import fastdl`` on a read-only install with an unwritable HOME. We then point numba at a
+    private directory under the system temp dir, and failing that compile without a cache.
+    """
+    if os.environ.get("FASTDL_NO_CACHE"):
+        return False
+    try:
+        numba.njit(cache=True)(_probe)
+        return True
+    except RuntimeError:
+        pass
+    fallback = os.path.join(tempfile.gettempdir(), f"fastdl-numba-cache-{os.getuid()}")
+    try:
+        os.makedirs(fallback, mode=0o700, exist_ok=True)
+        numba.config.CACHE_DIR = fallback
+        numba.njit(cache=True)(_probe)
+    except (OSError, RuntimeError):
+        numba.config.CACHE_DIR = ""
+        warnings.warn(
+            "fastdl: no writable directory for numba's cache; kernels will be compiled on "
+            "every run (set NUMBA_CACHE_DIR to a writable directory to avoid this)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    warnings.warn(
+        f"fastdl: the package directory and numba's user cache are not writable; "
+        f"caching compiled kernels in {fallback}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return True
+
+
+CACHE = _choose_cache()
+
+#: serial kernel / helper
+jit = partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
+#: kernel containing ``numba.prange`` loops (OpenMP threading layer)
+pjit = partial(jit, parallel=True)

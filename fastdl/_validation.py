@@ -1,0 +1,60 @@
+"""Checks made once at the public boundary, so that kernels can assume valid input.
+
+The dtype rule, used everywhere: float32 and float64 arrays keep their dtype; float16, bool and
+integer arrays are converted to float64 (NumPy's rule for ``np.exp`` of an int array is float64,
+and float64 is exact for every int32); complex, object and string arrays are rejected.
+Non-contiguous inputs are copied once to C order; the caller's array is never written to.
+"""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(x, name, dtype=None):
+    """``x`` as a C-contiguous float32/float64 array (no copy when it already is one).
+
+    With ``dtype`` given the result has that dtype, converted if needed (used when an argument
+    must match another one, e.g. a gradient and its input).
+    """
+    arr = np.asarray(x)
+    if dtype is None:
+        if arr.dtype in FLOAT_DTYPES:
+            dtype = arr.dtype
+        elif arr.dtype.kind in "biuf":
+            dtype = np.dtype(np.float32) if arr.dtype == np.float16 else np.dtype(np.float64)
+        else:
+            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    elif arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_same_shape(a, a_name, b, b_name):
+    if a.shape != b.shape:
+        raise ValueError(f"{a_name} has shape {a.shape}, but {b_name} has shape {b.shape}")
+
+
+def check_out(out, shape, dtype, inputs=()):
+    """Validate a caller-supplied ``out`` buffer; ``None`` allocates a fresh one.
+
+    ``out`` may be one of ``inputs`` exactly (in-place), but must not partly overlap any of them.
+    """
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, but the result has shape {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, but the result has dtype {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    for arr in inputs:
+        if arr is not out and out.size and np.may_share_memory(out, arr):
+            same_view = (out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
+                         and out.strides == arr.strides)
+            if not same_view:
+                raise ValueError("out partly overlaps an input; pass the input itself for in-place")
+    return out
