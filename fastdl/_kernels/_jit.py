@@ -14,7 +14,7 @@ import numba
 # propagating. These flags keep IEEE NaN/Inf semantics but still allow FMA contraction and
 # vectorised reductions. Code whose accuracy depends on evaluation order (range reduction,
 # compensated sums) must not rely on them: see vmath.py.
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def _probe():  # compiled nowhere: only used to ask numba whether it can cache beside this file
