@@ -1,0 +1,160 @@
+"""Counter-based random numbers and the noise kernels built on them: dropout, masking and
+gaussian corruption.
+
+Element i of a draw gets the 64 random bits ``element_bits(key, i) = mix64(key + (i+1)·γ)``
+(splitmix64's output function at position i), a pure function of the draw's ``key`` and the
+element's flat C-order index. Masks and noise therefore do not depend on the thread count, the
+chunking or the dtype, and a backward pass can recompute a forward mask instead of storing it.
+``key = noise_key(seed, step, stream)`` names one draw: e.g. (run seed, training step, layer).
+
+Kernels take C-contiguous arrays of any shape and write ``out`` (x's shape and dtype; may be x).
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from fastdl._kernels import vmath
+from fastdl._kernels._jit import jit, pjit
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, splitmix64's increment
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO_POW_53 = 2.0 ** 53
+_TWO_POW_M32 = 2.0 ** -32
+
+#: below this many elements a kernel runs serially
+PARALLEL_MIN_SIZE = 1 << 15
+#: elements per parallel task: fixed, so the split never depends on the thread count
+_CHUNK = 1 << 13
+
+# Taylor coefficients of sin(2πw) in w (odd powers up to 21): for |w| ≤ 1/4 the first omitted
+# term is below 3e-16, so one polynomial serves float32 and float64.
+_SIN_2PI = tuple((-1) ** k * (2 * math.pi) ** (2 * k + 1) / math.factorial(2 * k + 1)
+                 for k in range(11))
+
+
+@jit
+def mix64(z):
+    """splitmix64's finalizer (Stafford's mix 13): a bijection of uint64 with full avalanche."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def _noise_key(seed, step, stream):
+    key = mix64(np.uint64(seed) + _GAMMA)
+    key = mix64(key + np.uint64(step))
+    return mix64(key + np.uint64(stream))
+
+
+def noise_key(seed, step, stream=0):
+    """The key of one draw, as ``np.uint64`` (a Python int would reach numba as int64 and compile
+    a second signature). For a fixed seed, distinct (step, stream) give distinct keys."""
+    return np.uint64(_noise_key(seed, step, stream))
+
+
+@jit
+def element_bits(key, i):
+    """64 random bits for element i of the draw ``key``."""
+    # uint64 throughout: numba turns uint64 (op) int64 into float64
+    return mix64(np.uint64(key) + (np.uint64(i) + np.uint64(1)) * _GAMMA)
+
+
+@jit
+def drop_threshold(p):
+    """Element i is dropped iff its top 53 bits < this: probability exactly p (to 2^-53)."""
+    return np.int64(p * _TWO_POW_53)
+
+
+@jit
+def _keep_scaled(x, bits, scale, threshold):
+    """x·scale where the element is kept, else 0 (also for NaN/inf x)."""
+    return x * scale if np.int64(bits >> np.uint64(11)) >= threshold else type(x)(0.0)
+
+
+@jit
+def _cos_2pi(u):
+    """cos(2πu) for u in [0, 1): cos(2πu) = −sin(2πw) with w = 1/4 − |u − 1/2| in [−1/4, 1/4]."""
+    T = type(u)
+    w = T(0.25) - abs(u - T(0.5))
+    w2 = w * w
+    acc = T(_SIN_2PI[10])
+    for k in range(9, -1, -1):
+        acc = acc * w2 + T(_SIN_2PI[k])
+    return -(acc * w)
+
+
+@jit
+def _add_gaussian(x, bits, sigma, unused):
+    """x + σ·n with n ~ N(0, 1) by Box–Muller on the two 32-bit halves of ``bits``:
+    n = √(−2 ln u₁)·cos(2πu₂), u₁ in (0, 1], u₂ in [0, 1) (|n| ≤ 6.7). float32 and float64
+    draws share the bits; float32 rounds u₁ to 24 bits, which moves n by < 5e-5 near n = 0."""
+    T = type(x)
+    u1 = T(np.int64(bits >> np.uint64(32)) + 1) * T(_TWO_POW_M32)
+    u2 = T(np.int64(bits & _LOW32)) * T(_TWO_POW_M32)
+    radius = np.sqrt(T(-2.0) * vmath.log(u1))
+    return x + sigma * (radius * _cos_2pi(u2))
+
+
+def _noise_kernel(elem_fn):
+    """Build ``kernel(x, a, b, key, out)``: out_i = elem_fn(x_i, element_bits(key, i), a, b)."""
+
+    @jit
+    def span(x, a, b, key, out, start, stop):
+        for i in range(start, stop):
+            out[i] = elem_fn(x[i], element_bits(key, i), a, b)
+
+    @pjit
+    def parallel(x, a, b, key, out):
+        n = x.shape[0]
+        for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+            start = chunk * _CHUNK
+            span(x, a, b, key, out, start, min(start + _CHUNK, n))
+
+    @jit
+    def kernel(x, a, b, key, out):
+        flat_x = x.reshape(x.size)
+        flat_out = out.reshape(out.size)
+        if x.size >= PARALLEL_MIN_SIZE:
+            parallel(flat_x, a, b, key, flat_out)
+        else:
+            span(flat_x, a, b, key, flat_out, 0, x.size)
+
+    return kernel, span
+
+
+_masked_scale, _masked_scale_span = _noise_kernel(_keep_scaled)
+_gaussian, _gaussian_span = _noise_kernel(_add_gaussian)
+
+
+@jit
+def dropout(x, p, key, out):
+    """Inverted dropout: out = x·m/(1−p) with m_i = 0 with probability p, else 1; p = 1 → zeros.
+
+    The mask is recomputed from ``key``, never stored, so backward needs no buffer: see
+    ``dropout_backward``.
+    """
+    T = x.dtype.type
+    scale = T(1.0 / (1.0 - p)) if p < 1.0 else T(0.0)
+    _masked_scale(x, scale, drop_threshold(p), key, out)
+
+
+@jit
+def dropout_backward(grad, p, key, out):
+    """∂L/∂x = ∂L/∂y·m/(1−p): the forward map applied to the gradient with the same key."""
+    dropout(grad, p, key, out)
+
+
+@jit
+def masking_noise(x, p, key, out):
+    """Denoising corruption: out = x·m, each element zeroed with probability p (no rescaling)."""
+    _masked_scale(x, x.dtype.type(1.0), drop_threshold(p), key, out)
+
+
+@jit
+def gaussian_noise(x, sigma, key, out):
+    """Additive gaussian corruption: out = x + σ·N(0, 1), independently per element."""
+    _gaussian(x, x.dtype.type(sigma), np.int64(0), key, out)

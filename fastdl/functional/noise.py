@@ -1,0 +1,84 @@
+"""Dropout and input corruption from a counter-based generator.
+
+Every draw is named by ``(seed, step, stream)``: the same triple gives the same mask or noise
+on any thread count; change ``step`` every training step and ``stream`` per layer. Element i
+(flat C-order index) of a draw is a pure function of the triple and i, so an array's mask does
+not depend on how it is computed, only on its size and order.
+"""
+import operator
+
+import numpy as np
+
+from fastdl._kernels import noise as _kernels
+from fastdl._validation import as_float_array, check_out
+
+__all__ = ["dropout", "dropout_backward", "masking_noise", "gaussian_noise"]
+
+_UINT63 = 2 ** 63
+
+
+def _counter(value, name):
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if not 0 <= value < _UINT63:
+        raise ValueError(f"{name} must be in [0, 2**63), got {value}")
+    return value
+
+
+def _probability(p, name="p"):
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+    return p
+
+
+def _prepare(x, name, out, seed, step, stream):
+    x = as_float_array(x, name)
+    key = _kernels.noise_key(_counter(seed, "seed"), _counter(step, "step"), _counter(stream, "stream"))
+    return x, check_out(out, x.shape, x.dtype, inputs=(x,)), key
+
+
+def dropout(x, p, *, seed, step, stream=0, training=True, out=None):
+    """Inverted dropout: y = x·m/(1−p), m_i = 0 with probability p, else 1 (y = 0 for p = 1).
+
+    With ``training=False`` this is the identity: ``x`` is returned (copied into ``out`` if given).
+    Dropped elements are exactly 0, whatever x holds there (NaN included).
+    """
+    p = _probability(p)
+    x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
+    if not training:
+        if out is None:
+            return x
+        np.copyto(out_arr, x)
+        return out_arr
+    _kernels.dropout(x, p, key, out_arr)
+    return out_arr
+
+
+def dropout_backward(grad, p, *, seed, step, stream=0, out=None):
+    """∂L/∂x = ∂L/∂y·m/(1−p), with the mask of the forward call with the same (seed, step, stream)."""
+    p = _probability(p)
+    grad, out_arr, key = _prepare(grad, "grad", out, seed, step, stream)
+    _kernels.dropout_backward(grad, p, key, out_arr)
+    return out_arr
+
+
+def masking_noise(x, p, *, seed, step, stream=0, out=None):
+    """Masking corruption (denoising autoencoders): each element zeroed with probability p,
+    the others unchanged (no rescaling)."""
+    p = _probability(p)
+    x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
+    _kernels.masking_noise(x, p, key, out_arr)
+    return out_arr
+
+
+def gaussian_noise(x, sigma, *, seed, step, stream=0, out=None):
+    """Gaussian corruption: y = x + σ·n, n_i ~ N(0, 1) independent (Box–Muller, |n| ≤ 6.7)."""
+    sigma = float(sigma)
+    if not (sigma >= 0.0 and np.isfinite(sigma)):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
+    x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
+    _kernels.gaussian_noise(x, sigma, key, out_arr)
+    return out_arr
