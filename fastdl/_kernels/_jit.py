@@ -4,6 +4,7 @@ Every kernel module decorates with ``jit`` (serial) or ``pjit`` (parallel) from 
 flags cannot drift between modules.
 """
 import os
+import stat
 import tempfile
 import warnings
 from functools import partial
@@ -21,6 +22,16 @@ def _probe():  # compiled nowhere: only used to ask numba whether it can cache b
     return 0
 
 
+def _make_private_dir(path):
+    """Create ``path`` (mode 0700), or accept an existing one only if this user alone can write
+    it: numba's cache index is a pickle, so a directory planted or shared by another user in the
+    temp dir would let them run code in this process."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise OSError(f"{path} is not a private directory")
+
+
 def _choose_cache():
     """Return True when numba's cache works, after a fallback if needed; False to run uncached.
 
@@ -36,9 +47,9 @@ def _choose_cache():
         return True
     except RuntimeError:
         pass
-    fallback = os.path.join(tempfile.gettempdir(), f"fastdl-numba-cache-{os.getuid()}")
     try:
-        os.makedirs(fallback, mode=0o700, exist_ok=True)
+        fallback = os.path.join(tempfile.gettempdir(), f"fastdl-numba-cache-{os.getuid()}")
+        _make_private_dir(fallback)
         numba.config.CACHE_DIR = fallback
         numba.njit(cache=True)(_probe)
     except (OSError, RuntimeError):
