@@ -1,19 +1,27 @@
-"""vmath against float64 / long-double references, called from loop kernels compiled with the
-project's fast-math ``jit`` (how kernels use them), plus a check that those loops vectorize."""
+"""vmath against wider-precision references, called from loop kernels compiled with the project's
+fast-math ``jit`` (how kernels use them), plus checks that those loops vectorize.
+
+Errors are in ulp of the correctly rounded result (for float64 one ulp is a relative error of at
+most 2.2e-16). References: float64 numpy / scipy for float32 inputs; long double numpy for float64
+exp, expm1, log, log1p, tanh; mpmath for float64 erf and erfc (scipy's float64 erfc is off by
+hundreds of ulp in the far tail).
+"""
 import re
 import warnings
 
+import mpmath
 import numpy as np
 import pytest
+import scipy.special
 
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import jit
 
-FUNCTIONS = ("exp", "expm1")
+FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "erf", "erfc")
 
 
-def _make_loop(f):
-    @jit
+def _make_loop(f, decorator=jit):
+    @decorator
     def loop(x, out):
         for i in range(x.size):
             out[i] = f(x[i])
@@ -23,22 +31,50 @@ def _make_loop(f):
 
 LOOPS = {name: _make_loop(getattr(vmath, name)) for name in FUNCTIONS}
 
+# name: (float32 sweep range, max ulp float32, max ulp float64); float64 sweeps 4x wider
+CASES = {
+    "exp": ((-110.0, 90.0), 1.0, 1.0),
+    "expm1": ((-40.0, 90.0), 1.5, 2.0),
+    "log": ((0.0, 100.0), 1.0, 1.0),
+    "log1p": ((-1.0, 100.0), 1.0, 1.0),
+    "tanh": ((-12.0, 12.0), 3.0, 3.0),
+    "erf": ((-12.0, 12.0), 2.0, 2.0),
+    "erfc": ((-12.0, 12.0), 4.0, 3.0),
+}
 
-def _reference(name, x):
-    """Float64 reference for float32 inputs, long double for float64 inputs."""
-    wide = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
-    with np.errstate(all="ignore"):
-        return getattr(np, name)(wide)
 
-
-def _sweep(dtype, lo, hi, n=100_000):
-    """Linear and logarithmic points over [lo, hi], both signs of the magnitudes, specials."""
-    tiny = np.finfo(dtype).smallest_subnormal
-    magnitudes = np.geomspace(tiny, max(abs(lo), abs(hi)), n)
+def _sweep(dtype, lo, hi, n):
+    """Evenly spaced points over [lo, hi], log-spaced magnitudes of both signs from the smallest
+    subnormal, and the specials."""
+    magnitudes = np.geomspace(np.finfo(dtype).smallest_subnormal, max(abs(lo), abs(hi)), n)
     x = np.concatenate([np.linspace(lo, hi, n), magnitudes, -magnitudes,
-                        [0.0, -0.0, 1e4, -1e4, np.inf, -np.inf, np.nan]])
+                        [0.0, -0.0, 1.0, -1.0, 1e4, -1e4, np.inf, -np.inf, np.nan]])
     with np.errstate(over="ignore"):
         return x.astype(dtype)
+
+
+def _reference(name, x):
+    """The function at x in wider precision (an object array of mpmath numbers for float64 erf,
+    erfc)."""
+    if x.dtype == np.float32:
+        wide = x.astype(np.float64)
+        f = getattr(scipy.special, name) if name in ("erf", "erfc") else getattr(np, name)
+    elif name in ("erf", "erfc"):
+        with mpmath.workdps(30):
+            f = getattr(mpmath, name)
+            return np.array([f(mpmath.mpf(float(v))) if np.isfinite(v) and v != 0
+                             else _exact(name, float(v)) for v in x], dtype=object)
+    else:
+        wide, f = x.astype(np.longdouble), getattr(np, name)
+    with np.errstate(all="ignore"):
+        return f(wide)
+
+
+def _exact(name, v):
+    """erf / erfc at ±0, ±inf and NaN, signed zeros kept (mpmath has no -0.0)."""
+    if np.isnan(v) or v == 0:
+        return {"erf": v, "erfc": 1.0 + v}[name]
+    return {"erf": np.sign(v), "erfc": 1.0 - np.sign(v)}[name]
 
 
 def _run(name, x):
@@ -51,53 +87,78 @@ def _run(name, x):
 
 
 def _max_ulp_error(out, ref):
-    """Max error in ulp of the rounded reference over the finite non-zero references (a float64
-    ulp is a relative error of at most 2.2e-16); non-finite and zero references match exactly."""
+    """Max |out - ref| in ulp of the rounded reference over the finite references; infinite and
+    NaN references, and the sign of zero results, must match exactly."""
     dtype = out.dtype
     with np.errstate(over="ignore"):
-        rounded = ref.astype(dtype)
-    regular = np.isfinite(rounded) & (rounded != 0)
-    exact = out[~regular]
-    np.testing.assert_array_equal(exact, rounded[~regular])
-    np.testing.assert_array_equal(np.signbit(exact), np.signbit(rounded[~regular]))
-    diff = np.abs(out[regular].astype(ref.dtype) - ref[regular])
-    return float(np.max(diff / np.spacing(np.abs(rounded[regular])).astype(ref.dtype)))
-
-
-# name: (float32 sweep range, max ulp float32, max ulp float64); float64 sweeps 8x wider
-CASES = {
-    "exp": ((-110.0, 90.0), 1.0, 1.0),
-    "expm1": ((-40.0, 90.0), 1.5, 2.0),
-}
+        rounded = np.array([float(v) for v in ref] if ref.dtype == object else ref).astype(dtype)
+    finite = np.isfinite(rounded)
+    np.testing.assert_array_equal(out[~finite], rounded[~finite])
+    zero = rounded == 0
+    np.testing.assert_array_equal(np.signbit(out[zero]), np.signbit(rounded[zero]))
+    ulp = np.spacing(np.abs(rounded[finite]))
+    if ref.dtype == object:
+        pairs = zip(out[finite], ref[finite])
+        diff = np.array([float(abs(mpmath.mpf(float(o)) - r)) for o, r in pairs])
+    else:
+        diff = np.abs(out[finite].astype(ref.dtype) - ref[finite])
+    return float(np.max(diff / ulp.astype(diff.dtype)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_accuracy_and_specials(name, dtype):
     (lo, hi), ulp32, ulp64 = CASES[name]
-    if dtype == np.float64:
-        lo, hi = 8 * lo, 8 * hi
-    x = _sweep(dtype, lo, hi)
+    if dtype == np.float32:
+        x = _sweep(dtype, lo, hi, 200_000)
+    elif name in ("erf", "erfc"):  # mpmath is slow: fewer points, out to where erfc underflows
+        x = _sweep(dtype, -28.0, 28.0, 1500)
+    else:
+        x = _sweep(dtype, 4 * lo, 4 * hi, 200_000)
     error = _max_ulp_error(_run(name, x), _reference(name, x))
     assert error <= (ulp32 if dtype == np.float32 else ulp64), error
 
 
-def test_exp_limits():
-    for dtype in (np.float32, np.float64):
-        info = np.finfo(dtype)
-        x = np.array([np.log(info.max) * 0.9999999, np.log(info.max) * 1.0001,
-                      np.log(info.smallest_subnormal) * 0.99, np.log(info.smallest_subnormal) * 1.01],
-                     dtype)
-        out = _run("exp", x)
-        assert np.isfinite(out[0]) and out[0] > info.max / 2
-        assert out[1] == np.inf
-        assert 0 < out[2] < info.smallest_normal
-        assert out[3] == 0
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_limits(dtype):
+    info = np.finfo(dtype)
+    big = np.array([np.log(info.max) * 0.99999, np.log(info.max) * 1.0001], dtype)
+    assert np.isfinite(_run("exp", big)[0]) and _run("exp", big)[1] == np.inf
+    x = np.array([-np.inf, -1e4, -1.0, -0.0, 0.0, 1e4, np.inf, np.nan], dtype)
+    nan, inf = np.nan, np.inf
+    expected = {
+        "exp": [0.0, 0.0, np.exp(-1.0), 1.0, 1.0, inf, inf, nan],
+        "expm1": [-1.0, -1.0, np.expm1(-1.0), -0.0, 0.0, inf, inf, nan],
+        "log": [nan, nan, nan, -inf, -inf, np.log(1e4), inf, nan],
+        "log1p": [nan, nan, -inf, -0.0, 0.0, np.log1p(1e4), inf, nan],
+        "tanh": [-1.0, -1.0, np.tanh(-1.0), -0.0, 0.0, 1.0, 1.0, nan],
+        "erf": [-1.0, -1.0, scipy.special.erf(-1.0), -0.0, 0.0, 1.0, 1.0, nan],
+        "erfc": [2.0, 2.0, scipy.special.erfc(-1.0), 1.0, 1.0, 0.0, 0.0, nan],
+    }
+    for name, values in expected.items():
+        out = _run(name, x)
+        want = np.array(values, dtype)
+        np.testing.assert_allclose(out, want, rtol=2 * info.eps, atol=0, err_msg=name)
+        np.testing.assert_array_equal(np.signbit(out), np.signbit(want), err_msg=name)
 
 
-@pytest.mark.parametrize("name", ["exp"])
-def test_loop_vectorizes(name):
+def test_gelu_tail_keeps_relative_accuracy():
+    """0.5 x erfc(-x/√2) for very negative x: tiny but accurate (erfc's e^{-x²} split)."""
+    for dtype, x in ((np.float32, np.linspace(-13.0, -5.0, 50)),
+                     (np.float64, np.linspace(-37.0, -10.0, 50))):
+        z = (-x / np.sqrt(2.0)).astype(dtype)
+        out = _run("erfc", z)
+        with mpmath.workdps(30):
+            ref = np.array([float(mpmath.erfc(mpmath.mpf(float(v)))) for v in z])
+        nonzero = ref.astype(dtype) > np.finfo(dtype).smallest_normal
+        assert nonzero.sum() > 30
+        np.testing.assert_allclose(out[nonzero], ref[nonzero], rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh", "log1p", "erf", "erfc"])
+def test_float32_loop_vectorizes(name):
+    loop = _make_loop(getattr(vmath, name), jit(cache=False))  # a cached kernel has no IR to show
     x = np.ones(4, np.float32)
-    _run(name, x)
-    llvm_ir = LOOPS[name].inspect_llvm(LOOPS[name].signatures[0])
-    assert re.search(r"<\d+ x float>", llvm_ir), f"{name} loop did not vectorize"
+    loop(x, np.empty_like(x))
+    llvm_ir = loop.inspect_llvm(loop.signatures[0])
+    assert re.search(r"<\d+ x float>", llvm_ir), f"the {name} loop did not vectorize"
