@@ -1,0 +1,72 @@
+"""The kernel calls layers and models make, in one place: which kernel, with which buffers.
+
+No math lives here: the formulas are the kernels' (``fastdl._kernels``). This module only maps a
+layer's configuration (activation name, fixed or learnable parameter, tied weights) onto the
+kernel-level entry points, which take preallocated buffers and validate nothing; the models
+validate their inputs once at the public boundary.
+"""
+import numba
+import numpy as np
+
+from fastdl._kernels import activations as _act
+from fastdl._kernels import losses as _losses
+from fastdl._kernels.dense import DENSE
+
+# The dense kernels call numba.get_num_threads() from cached serial code; numba registers that
+# symbol only once its threading layer has started, so loading them from the cache first in a
+# fresh process aborts ("LLVM ERROR: Symbol not found: get_num_threads"). Start the layer here.
+numba.get_num_threads()
+
+#: loss name -> kernel(x, target, grad, row_loss) -> float (the batch mean)
+LOSSES = {
+    "mse": _losses.mse_loss,
+    "bce": _losses.binary_cross_entropy_with_logits,
+    "softmax_cross_entropy": _losses.softmax_cross_entropy_labels,
+}
+
+
+def kernel_name(activation, params):
+    """The kernel table's name for an activation: GELU's tanh approximation is its own kernel."""
+    if activation == "gelu" and params.get("approximate") == "tanh":
+        return "gelu_tanh"
+    return activation
+
+
+def _weights(layer, ws):
+    """The (n_out, n_in) C-contiguous weight matrix the kernel reads. A tied decoder's Wᵀ is a
+    strided view of the encoder's W: copied into a workspace, since the GEMM wants C order."""
+    if layer.transposed:
+        np.copyto(ws["WT"], layer.W.T)
+        return ws["WT"]
+    return layer.W
+
+
+def dense_forward(layer, x, ws, pre):
+    """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given."""
+    out = ws["out"]
+    DENSE[layer.kernel].forward(x, _weights(layer, ws), layer.b, layer.p, out if pre is None else pre, out)
+
+
+def dense_backward(layer, grad, x, ws, grad_in):
+    """dz = grad ⊙ f'(·) (in place when f has no parameter), then dW, db, dp into the arena and
+    dx = dz W into ``grad_in`` (skipped when None)."""
+    kernels = DENSE[layer.kernel]
+    v = ws["pre"] if kernels.grad_from == "input" else ws["out"]
+    dz = grad if layer.dp is None else ws["dz"]
+    dp = layer.dp if layer.dp is not None else layer.p
+    need_dx = grad_in is not None
+    dx = grad_in if need_dx else grad
+    if layer.transposed:  # the decoder's dW is (dW_enc)ᵀ: written to a workspace, then stored transposed
+        kernels.backward(grad, x, ws["WT"], v, layer.p, dz, dx, ws["dWT"], layer.db, dp, need_dx, False)
+        np.copyto(layer.dW, ws["dWT"].T)
+    else:
+        kernels.backward(grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
+                         layer.accumulate)
+
+
+def activation(name, x, out):
+    """out = f(x) row-wise for softmax, element-wise otherwise (2-D C-contiguous arrays)."""
+    if name == "softmax":
+        _act.softmax_forward(x, out)
+    else:
+        _act.ACTIVATIONS[name].forward(x.reshape(-1), x.dtype.type(0), out.reshape(-1))

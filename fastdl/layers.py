@@ -1,0 +1,197 @@
+"""Layers: thin objects over the kernels, with their parameters living in a model's arena.
+
+A layer declares its tensors (``param_specs``), is bound to views of the model's parameter and
+gradient arenas (``bind``), and runs forward / backward on buffers the model preallocated for a
+batch size (``workspace_specs``). Layers own no math: every formula is a kernel's.
+
+``Dense(n_in, n_out, activation, init)``: ``y = act(x Wᵀ + b)`` with ``W`` of shape
+``(n_out, n_in)`` (PyTorch's ``Linear`` layout). PReLU's alpha and Swish's beta are arena tensors
+too, so the optimizer trains them with the weights.
+
+``Dropout(p)``: inverted dropout, ``y = x ⊙ m / (1 − p)`` with ``m_ij ~ Bernoulli(1 − p)`` drawn
+by the counter-based generator from ``(seed, step, layer, i, j)``, so a seed gives the same masks
+whatever the thread count; backward recomputes the mask instead of storing it; the identity (no
+copy) in evaluation mode.
+"""
+import numpy as np
+
+from fastdl import init as initializers
+from fastdl import _ops
+from fastdl._kernels import noise as _noise
+
+#: activation name -> the keyword parameters it takes, with defaults
+ACTIVATIONS = {
+    "identity": {}, "sigmoid": {}, "tanh": {}, "relu": {}, "silu": {}, "softmax": {},
+    "leaky_relu": {"negative_slope": 0.01},
+    "elu": {"alpha": 1.0},
+    "gelu": {"approximate": "none"},
+    "prelu": {"alpha": 0.25, "shared": False},  # learnable: initial alpha; one per feature unless shared
+    "swish": {"beta": 1.0},  # learnable: initial beta
+}
+
+
+def check_activation(activation, params, name="activation"):
+    """``params`` completed with defaults; clear errors for unknown names or keywords."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    defaults = ACTIVATIONS[activation]
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise TypeError(f"{name}={activation!r} takes no parameter(s) {sorted(unknown)}"
+                        f" (it takes {sorted(defaults) or 'none'})")
+    merged = {**defaults, **params}
+    if activation == "gelu" and merged["approximate"] not in ("none", "tanh"):
+        raise ValueError(f"gelu's approximate must be 'none' or 'tanh', got {merged['approximate']!r}")
+    return merged
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class Dense:
+    """Fully connected layer ``y = act(x Wᵀ + b)``; see the module docstring."""
+
+    def __init__(self, n_in, n_out, activation="identity", init="auto", *, tied_to=None, **activation_params):
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_out = _positive_int(n_out, "n_out")
+        self.activation = activation
+        self.activation_params = check_activation(activation, activation_params)
+        self.init = initializers.resolve(init, activation)
+        self.kernel = _ops.kernel_name(activation, self.activation_params)
+        self.W = self.b = self.dW = self.db = None
+        self.p = self.dp = None  # the activation's parameter as the kernels take it, and its gradient
+        # tied_to=encoder: this layer computes x Wₑ + b with the encoder's own Wₑ (Wᵀ of this
+        # layer); its weight gradient is stored into dWₑ, to which the encoder then adds its own.
+        self.tied_to = tied_to
+        self.transposed = tied_to is not None
+        self.accumulate = False  # set on an encoder whose W also receives a tied decoder's gradient
+        if tied_to is not None:
+            if (tied_to.n_in, tied_to.n_out) != (self.n_out, self.n_in):
+                raise ValueError(f"a tied layer {n_in}->{n_out} needs an encoder {n_out}->{n_in}, "
+                                 f"got {tied_to.n_in}->{tied_to.n_out}")
+            tied_to.accumulate = True
+
+    @property
+    def n_act_params(self):
+        """Length of the learnable activation tensor (PReLU alpha, Swish beta), 0 if none."""
+        if self.activation == "prelu":
+            return 1 if self.activation_params["shared"] else self.n_out
+        return 1 if self.activation == "swish" else 0
+
+    def param_specs(self):
+        specs = [("b", (self.n_out,))] if self.transposed else [("W", (self.n_out, self.n_in)), ("b", (self.n_out,))]
+        if self.n_act_params:
+            specs.append(("alpha" if self.activation == "prelu" else "beta", (self.n_act_params,)))
+        return specs
+
+    def bind(self, params, grads):
+        """Take this layer's views of the arena (dicts keyed by the names of ``param_specs``)."""
+        owner = (self.tied_to.W, self.tied_to.dW) if self.transposed else (params["W"], grads["W"])
+        self.W, self.dW = owner
+        self.b, self.db = params["b"], grads["b"]
+        key = "alpha" if self.activation == "prelu" else "beta"
+        if key in params:  # learnable: the arena's tensor is the kernel's parameter
+            self.p, self.dp = params[key], grads[key]
+        else:  # fixed (LeakyReLU's slope, ELU's alpha) or unused: a one-element array
+            self.p = np.full(1, self.scalar_param(), dtype=self.b.dtype)
+
+    def init_params(self, rng):
+        if not self.transposed:
+            initializers.initialize(self.W, self.init, rng)
+        self.b[...] = 0
+        if self.dp is not None:
+            self.p[...] = self.activation_params["alpha" if self.activation == "prelu" else "beta"]
+
+    def scalar_param(self):
+        """The fixed parameter of the activation (slope / alpha), 0 where there is none."""
+        p = self.activation_params
+        return float(p["negative_slope"] if self.activation == "leaky_relu" else
+                     p["alpha"] if self.activation == "elu" else 0.0)
+
+    def workspace_specs(self, n, training):
+        """Buffers for ``n`` rows: the output; in training the gradient with respect to it, the
+        pre-activation if the derivative reads it, dz if the parameter's gradient needs the
+        upstream gradient intact; a tied layer's contiguous copy of Wᵀ (and of its gradient)."""
+        specs = {"out": (n, self.n_out)}
+        if self.transposed:
+            specs["WT"] = (self.n_out, self.n_in)
+        if training:
+            specs["grad"] = (n, self.n_out)
+            if _ops.DENSE[self.kernel].grad_from == "input":
+                specs["pre"] = (n, self.n_out)
+            if self.dp is not None:
+                specs["dz"] = (n, self.n_out)
+            if self.transposed:
+                specs["dWT"] = (self.n_out, self.n_in)
+        return specs
+
+    def forward(self, x, ws, training, ctx):
+        _ops.dense_forward(self, x, ws, ws.get("pre") if training else None)
+        return ws["out"]
+
+    def backward(self, grad, x, ws, grad_in, ctx):
+        """``grad`` = ∂L/∂y (may be overwritten); writes ∂L/∂W, ∂L/∂b (and the activation
+        parameter's gradient) into the arena and ∂L/∂x into ``grad_in`` unless it is None."""
+        _ops.dense_backward(self, grad, x, ws, grad_in)
+        return grad_in
+
+    def get_config(self):
+        params = dict(self.activation_params)
+        return {"type": "Dense", "n_in": self.n_in, "n_out": self.n_out, "activation": self.activation,
+                "init": self.init, **params}
+
+
+class Dropout:
+    """Inverted dropout with drop probability ``p``; the identity in evaluation mode."""
+
+    def __init__(self, p=0.5):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ValueError(f"p must be a float in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.n_in = self.n_out = None  # set by the network from the layer below
+
+    def param_specs(self):
+        return []
+
+    def bind(self, params, grads):
+        pass
+
+    def init_params(self, rng):
+        pass
+
+    def workspace_specs(self, n, training):
+        if not training:
+            return {}
+        if self.p == 0.0:
+            return {"grad": (n, self.n_out)}
+        return {"out": (n, self.n_out), "grad": (n, self.n_out)}
+
+    def forward(self, x, ws, training, ctx):
+        if not training or self.p == 0.0:
+            return x
+        _noise.dropout(x, self.p, _noise.noise_key(ctx.seed, ctx.step, ctx.stream), ws["out"])
+        return ws["out"]
+
+    def backward(self, grad, x, ws, grad_in, ctx):
+        """The forward mask, recomputed from the same (seed, step, layer) key, times ``grad``."""
+        if self.p == 0.0:  # the identity: the gradient passes through unchanged
+            np.copyto(grad_in, grad)
+        else:
+            _noise.dropout_backward(grad, self.p, _noise.noise_key(ctx.seed, ctx.step, ctx.stream), grad_in)
+        return grad_in
+
+    def get_config(self):
+        return {"type": "Dropout", "p": self.p}
+
+
+def layer_from_config(config):
+    config = dict(config)
+    kind = config.pop("type")
+    if kind == "Dense":
+        return Dense(**config)
+    if kind == "Dropout":
+        return Dropout(**config)
+    raise ValueError(f"unknown layer type {kind!r}")

@@ -1,0 +1,707 @@
+"""Models: a sequential network (and the ``MLP`` shortcut), the autoencoder, and the stacked
+autoencoder that pre-trains greedily then fine-tunes.
+
+Every model keeps its weights in one :class:`~fastdl.params.ParamArena`, trains with
+:func:`fastdl.training.train`, and runs forward / backward through its layers over workspaces
+allocated once per batch size. The public methods validate their inputs once; a rejected call
+raises before anything is changed.
+
+Common API (what the scikit-learn wrappers drive):
+
+- ``fit(X, y, epochs=..., batch_size=..., optimizer="adam", lr=..., ...)`` trains from the
+  current weights, so calling it again continues training (``partial_fit``-like); the optimizer
+  and its state are kept between calls while its settings stay the same;
+- ``predict``, ``predict_proba`` (classifiers), ``transform`` (codes), ``score``;
+- ``get_config()`` / ``from_config()``, ``seed``, counters ``step_`` and ``epoch_`` that key the
+  dropout / corruption masks and the shuffling, ``history_`` of the last fit.
+"""
+import math
+import time
+
+import numpy as np
+
+from fastdl import _ops, optim
+from fastdl._kernels import noise as _noise
+from fastdl._validation import FLOAT_DTYPES
+from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
+from fastdl.params import ParamArena
+from fastdl.training import train
+
+OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.Momentum, "adagrad": optim.Adagrad,
+              "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
+
+#: output name -> (loss kernel name, what predict_proba applies to the last layer's output)
+OUTPUTS = {"softmax": "softmax_cross_entropy", "sigmoid": "bce", "identity": "mse"}
+
+_EVAL_BATCH = 1024  # rows per forward pass when predicting: bounds the workspace
+_CACHED_WORKSPACES = 4
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+def _same(a, b):
+    """Equal hyper-parameter values (betas may come back from JSON as a list)."""
+    return tuple(a) == tuple(b) if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) else a == b
+
+
+class _StepContext:
+    """What a layer needs to draw its noise: the model seed, the global step and its stream."""
+
+    __slots__ = ("seed", "step", "stream")
+
+    def __init__(self, seed):
+        self.seed, self.step, self.stream = seed, 0, 0
+
+
+class Model:
+    """Shared machinery: the arena, workspaces, forward / backward, fit, validation, config.
+
+    A subclass builds ``self.layers`` (the forward chain), names ``self.loss`` (a key of
+    ``_ops.LOSSES``) and calls ``_build()``.
+    """
+
+    def _init_common(self, dtype, seed):
+        self.dtype = _check_dtype(dtype)
+        self.seed = _check_seed(seed)
+        self.step_ = 0
+        self.epoch_ = 0
+        self.optimizer_ = None
+        self.history_ = None
+        self._workspaces = {}
+        self._ctx = _StepContext(self.seed)
+
+    def _build(self, named_layers):
+        """Declare every layer's tensors in one arena, bind the views, initialize from the seed."""
+        arena = ParamArena(self.dtype)
+        for name, layer in named_layers:
+            for tensor, shape in layer.param_specs():
+                arena.add(f"{name}.{tensor}", shape)
+        arena.allocate()
+        rng = np.random.default_rng(self.seed)
+        for name, layer in named_layers:
+            names = [tensor for tensor, _ in layer.param_specs()]
+            layer.bind({t: arena.param(f"{name}.{t}") for t in names},
+                       {t: arena.grad(f"{name}.{t}") for t in names})
+            layer.init_params(rng)
+        self.arena = arena
+        self._zero_grad_each_step = any(getattr(layer, "accumulate", False) for _, layer in named_layers)
+
+    # --- shapes -----------------------------------------------------------------------------
+    @property
+    def n_inputs(self):
+        return self.layers[0].n_in
+
+    @property
+    def n_outputs(self):
+        return self.layers[-1].n_out
+
+    # --- workspaces and passes ---------------------------------------------------------------
+    def _workspace(self, n, training):
+        """Buffers for ``n`` rows, allocated on first use and cached (a few batch sizes)."""
+        key = (n, training)
+        ws = self._workspaces.get(key)
+        if ws is None:
+            if len(self._workspaces) >= _CACHED_WORKSPACES:
+                self._workspaces.pop(next(iter(self._workspaces)))
+            ws = {"layers": [{name: np.empty(shape, self.dtype)
+                              for name, shape in layer.workspace_specs(n, training).items()}
+                             for layer in self.layers],
+                  "row_loss": np.empty(n, np.float64),
+                  "input": np.empty((n, self.n_inputs), self.dtype)}
+            if not training:  # the loss kernel writes a gradient even when only the value is wanted
+                ws["loss_grad"] = np.empty((n, self.n_outputs), self.dtype)
+            self._workspaces[key] = ws
+        return ws
+
+    def _forward(self, x, ws, training):
+        ctx = self._ctx
+        ctx.step = self.step_
+        for i, (layer, buffers) in enumerate(zip(self.layers, ws["layers"])):
+            ctx.stream = i
+            x = layer.forward(x, buffers, training, ctx)
+        return x
+
+    def _backward(self, x, ws):
+        """From ∂L/∂output (already in the last layer's ``grad`` buffer) down to the first layer."""
+        ctx = self._ctx
+        layers, buffers = self.layers, ws["layers"]
+        for i in range(len(layers) - 1, -1, -1):
+            ctx.stream = i
+            below = buffers[i - 1]["grad"] if i else None
+            inputs = self._layer_input(i, x, ws)
+            layers[i].backward(buffers[i]["grad"], inputs, buffers[i], below, ctx)
+
+    def _layer_input(self, i, x, ws):
+        """The array layer ``i`` read in the last training forward pass."""
+        while i > 0:
+            i -= 1
+            out = ws["layers"][i].get("out")
+            if out is not None:
+                return out
+        return x
+
+    def _targets_of(self, xb, yb):
+        return yb
+
+    def _train_step(self, xb, yb):
+        ws = self._workspace(len(xb), True)
+        if self._zero_grad_each_step:  # some layer accumulates its gradient (tied weights)
+            self.arena.zero_grad()
+        x = self._model_input(xb, ws)
+        out = self._forward(x, ws, True)
+        loss = _ops.LOSSES[self.loss](out, self._targets_of(xb, yb), ws["layers"][-1]["grad"], ws["row_loss"])
+        self._backward(x, ws)
+        return loss
+
+    def _model_input(self, xb, ws):
+        """The array the first layer reads (the autoencoder corrupts its input here)."""
+        return xb
+
+    def _output(self, X):
+        """The last layer's output for validated ``X``, in evaluation mode, in bounded chunks."""
+        n = len(X)
+        result = np.empty((n, self.n_outputs), self.dtype)
+        for start in range(0, n, _EVAL_BATCH):
+            chunk = X[start:start + _EVAL_BATCH]
+            ws = self._workspace(len(chunk), False)
+            np.copyto(result[start:start + len(chunk)], self._forward(chunk, ws, False))
+        return result
+
+    def _loss_on(self, X, T, count_correct=False):
+        """Mean loss of validated X against kernel-ready targets T (no training, no noise), and
+        with ``count_correct`` the number of rows whose argmax output is the label in T."""
+        total, correct = 0.0, 0
+        for start in range(0, len(X), _EVAL_BATCH):
+            chunk, targets = X[start:start + _EVAL_BATCH], T[start:start + _EVAL_BATCH]
+            ws = self._workspace(len(chunk), False)
+            out = self._forward(chunk, ws, False)
+            if count_correct:
+                correct += int(np.count_nonzero(np.argmax(out, axis=1) == targets))
+            total += _ops.LOSSES[self.loss](out, targets, ws["loss_grad"], ws["row_loss"]) * len(chunk)
+        return (total / len(X), correct) if count_correct else total / len(X)
+
+    # --- validation -------------------------------------------------------------------------
+    def _check_X(self, X, name="X"):
+        """``X`` as a C-contiguous 2-D array of the model's dtype, finite, with the right width."""
+        arr = np.asarray(X)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (samples, features), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} has no samples")
+        if arr.shape[1] != self.n_inputs:
+            raise ValueError(f"{name} has {arr.shape[1]} features, but the model expects {self.n_inputs}")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        return arr
+
+    # --- training ---------------------------------------------------------------------------
+    def _make_optimizer(self, optimizer, lr, optimizer_params):
+        if isinstance(optimizer, optim.Optimizer):
+            if optimizer.params is not self.arena.params and not np.shares_memory(optimizer.params, self.arena.params):
+                raise ValueError("optimizer must be built over this model's arena (model.arena)")
+            return optimizer
+        cls = OPTIMIZERS.get(str(optimizer).lower())
+        if cls is None:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer, got {optimizer!r}")
+        settings = {"lr": lr, **(optimizer_params or {})}
+        current = self.optimizer_
+        if type(current) is cls and all(_same(getattr(current, k, None), v) for k, v in settings.items()):
+            return current  # same settings: continue with its state (partial_fit-like)
+        return cls(self.arena, **settings)
+
+    def _fit(self, X, targets, *, epochs, batch_size, optimizer, lr, optimizer_params, shuffle,
+             validation_data, validation_fraction, patience, min_delta, callbacks, lr_schedule, progress):
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be None or a positive int, got {patience!r}")
+        opt = self._make_optimizer(optimizer, lr, optimizer_params)
+        self.optimizer_ = opt
+        self.history_ = train(self, opt, X, targets, epochs=int(epochs), batch_size=int(batch_size),
+                              shuffle=shuffle, seed=self.seed, validation_data=validation_data,
+                              validation_fraction=validation_fraction, patience=patience,
+                              min_delta=min_delta, callbacks=callbacks, lr_schedule=lr_schedule,
+                              progress=progress)
+        return self.history_
+
+    # --- persistence ------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_state(self):
+        """Fitted state that is not a parameter (JSON-able)."""
+        return {"step": self.step_, "epoch": self.epoch_}
+
+    def set_state(self, state):
+        self.step_, self.epoch_ = int(state["step"]), int(state["epoch"])
+
+    def restore_optimizer(self, class_name, state_dict):
+        """Rebuild the optimizer saved with the model (see :mod:`fastdl.io`) and its state."""
+        cls = {c.__name__: c for c in OPTIMIZERS.values()}[class_name]
+        kwargs = dict(state_dict["hyper"])
+        # flags that shape the state are not hyper-parameters: read them off the saved buffers
+        if "max_exp_avg_sq" in state_dict["state"]:
+            kwargs["amsgrad"] = True
+        if "grad_avg" in state_dict["state"]:
+            kwargs["centered"] = True
+        opt = cls(self.arena, **kwargs)
+        opt.load_state_dict(state_dict)
+        self.optimizer_ = opt
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
+
+_FIT_DEFAULTS = dict(epochs=10, batch_size=32, optimizer="adam", lr=1e-3, optimizer_params=None,
+                     shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
+                     min_delta=0.0, callbacks=(), lr_schedule=None, progress=False)
+
+
+class Network(Model):
+    """A sequential network of ``Dense`` / ``Dropout`` layers with an output head.
+
+    ``output`` picks the head and its loss: ``"softmax"`` (classification, softmax
+    cross-entropy from the logits, labels of any type, ``classes_``), ``"sigmoid"`` (independent
+    binary targets in [0, 1], binary cross-entropy from the logits) or ``"identity"`` (regression,
+    mean squared error ½‖ŷ − y‖² per sample). The last ``Dense`` layer must have the identity
+    activation: the head's non-linearity is applied by the loss and by ``predict_proba``.
+    """
+
+    def __init__(self, layers, output="softmax", dtype=np.float32, seed=0):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {sorted(OUTPUTS)}, got {output!r}")
+        layers = [layer_from_config(layer) if isinstance(layer, dict) else layer for layer in layers]
+        if not layers or not isinstance(layers[0], Dense) or not isinstance(layers[-1], Dense):
+            raise ValueError("layers must start and end with a Dense layer")
+        if layers[-1].activation != "identity":
+            raise ValueError(f"the last layer must have the identity activation (the {output!r} "
+                             f"head applies its own), got {layers[-1].activation!r}")
+        width = layers[0].n_in
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Dropout):
+                layer.n_in = layer.n_out = width
+            elif layer.n_in != width:
+                raise ValueError(f"layer {i} takes {layer.n_in} inputs, but the layer below gives {width}")
+            width = layer.n_out
+        self._init_common(dtype, seed)
+        self.layers = layers
+        self.output = output
+        self.loss = OUTPUTS[output]
+        self.classes_ = None
+        self._build(self._named_layers())
+
+    def _named_layers(self):
+        return [(f"layer{i}", layer) for i, layer in enumerate(self.layers)]
+
+    # --- targets ----------------------------------------------------------------------------
+    def _check_y(self, y, n, name, classes):
+        """Kernel-ready targets and the class labels: int64 indices into ``classes`` (softmax; the
+        sorted labels of ``y`` when ``classes`` is None) or a float (n, n_outputs) array."""
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != n:
+            raise ValueError(f"{name} has {len(y) if y.ndim else 0} entries, but X has {n} samples")
+        if self.output == "softmax":
+            if y.ndim != 1:
+                raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+            if classes is None:
+                classes = np.unique(y)
+                if len(classes) > self.n_outputs:
+                    raise ValueError(f"{name} has {len(classes)} classes, but the network has "
+                                     f"{self.n_outputs} outputs")
+            idx = np.searchsorted(classes, y)
+            idx[idx >= len(classes)] = 0
+            unknown = classes[idx] != y
+            if unknown.any():
+                raise ValueError(f"{name} holds labels the model was not fitted with: "
+                                 f"{np.unique(y[unknown])[:5].tolist()} (classes are {classes.tolist()})")
+            return idx.astype(np.int64), classes
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric for output={self.output!r}, got dtype {y.dtype}")
+        y2 = y.reshape(n, -1) if y.ndim == 1 else y
+        if y2.ndim != 2 or y2.shape[1] != self.n_outputs:
+            raise ValueError(f"{name} has shape {y.shape}, but the network has {self.n_outputs} outputs")
+        y2 = np.ascontiguousarray(y2, dtype=self.dtype)
+        if not np.isfinite(y2).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        if self.output == "sigmoid" and ((y2 < 0).any() or (y2 > 1).any()):
+            raise ValueError(f"{name} must lie in [0, 1] for output='sigmoid'")
+        return y2, None
+
+    # --- public API -------------------------------------------------------------------------
+    def fit(self, X, y, **kwargs):
+        """Train from the current weights; returns the :class:`~fastdl.training.History`.
+
+        Keyword arguments (defaults): epochs=10, batch_size=32, optimizer="adam" (a name or an
+        Optimizer over ``model.arena``), lr=1e-3, optimizer_params=None (e.g. weight_decay),
+        shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
+        min_delta=0.0, callbacks=(), lr_schedule=None, progress=False.
+        """
+        unknown = set(kwargs) - set(_FIT_DEFAULTS)
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
+        options = {**_FIT_DEFAULTS, **kwargs}
+        X = self._check_X(X)
+        targets, classes = self._check_y(y, len(X), "y", self.classes_)
+        if options["validation_data"] is not None:
+            Xv, yv = options["validation_data"]
+            Xv = self._check_X(Xv, "validation_data X")
+            options["validation_data"] = (Xv, self._check_y(yv, len(Xv), "validation_data y", classes)[0])
+        self.classes_ = classes
+        return self._fit(X, targets, **options)
+
+    def _evaluate(self, X, T, batch_size):
+        if self.output != "softmax":
+            return {"loss": self._loss_on(X, T)}
+        loss, correct = self._loss_on(X, T, count_correct=True)
+        return {"loss": loss, "accuracy": correct / len(X)}
+
+    def decision_function(self, X):
+        """The last layer's raw output (logits for softmax / sigmoid heads)."""
+        return self._output(self._check_X(X))
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax head) or per-output probabilities (sigmoid head)."""
+        if self.output == "identity":
+            raise AttributeError("predict_proba needs a softmax or sigmoid output, this network regresses")
+        logits = self.decision_function(X)
+        _ops.activation(self.output, logits, logits)
+        return logits
+
+    def predict(self, X):
+        """Class labels (softmax), 0/1 per output (sigmoid), or the regression output."""
+        out = self.decision_function(X)
+        if self.output == "softmax":
+            self._require_fitted()
+            return self.classes_[np.argmax(out[:, :len(self.classes_)], axis=1)]
+        if self.output == "sigmoid":
+            return (out > 0).astype(np.int64)
+        return out[:, 0] if self.n_outputs == 1 else out
+
+    def score(self, X, y):
+        """Accuracy for classification, R² for regression."""
+        pred = self.predict(X)
+        if self.output == "identity":
+            y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+            ss_res = np.sum((y - pred) ** 2)
+            ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
+            return float(1.0 - ss_res / ss_tot)
+        return float(np.mean(pred == np.asarray(y)))
+
+    def _require_fitted(self):
+        if self.classes_ is None:
+            raise RuntimeError("the network has not been fitted yet: call fit(X, y) first")
+
+    def get_config(self):
+        return {"layers": [layer.get_config() for layer in self.layers], "output": self.output,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    def get_state(self):
+        state = super().get_state()
+        if self.classes_ is not None:
+            state["classes"] = self.classes_.tolist()
+            state["classes_dtype"] = self.classes_.dtype.str
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        if "classes" in state:
+            self.classes_ = np.array(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+
+
+def _mlp_layers(sizes, activation, dropout, init, activation_params):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        layers.append(Dense(n_in, n_out, "identity" if last else activation, init,
+                            **({} if last else activation_params)))
+        if dropout and not last:
+            layers.append(Dropout(dropout))
+    return layers
+
+
+class MLP(Network):
+    """``MLP([784, 500, 10], activation="relu", output="softmax", dropout=0.0)``: Dense layers of
+    the given sizes, ``activation`` between them, dropout after each hidden layer if > 0."""
+
+    def __init__(self, sizes, activation="relu", output="softmax", dropout=0.0, init="auto",
+                 dtype=np.float32, seed=0, **activation_params):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output size, got {sizes}")
+        self.sizes, self.activation, self.dropout, self.init = sizes, activation, dropout, init
+        self.activation_params = activation_params
+        super().__init__(_mlp_layers(sizes, activation, dropout, init, activation_params),
+                         output=output, dtype=dtype, seed=seed)
+
+    def get_config(self):
+        return {"sizes": self.sizes, "activation": self.activation, "output": self.output,
+                "dropout": self.dropout, "init": self.init, "dtype": self.dtype.name,
+                "seed": self.seed, **self.activation_params}
+
+
+def _check_corruption(corruption):
+    if corruption is None:
+        return None
+    try:
+        kind, level = corruption
+    except (TypeError, ValueError):
+        raise ValueError(f"corruption must be None, ('mask', p) or ('gaussian', sigma), got {corruption!r}") from None
+    if kind == "mask" and 0.0 <= level < 1.0:
+        return ("mask", float(level))
+    if kind == "gaussian" and level >= 0.0 and math.isfinite(level):
+        return ("gaussian", float(level))
+    raise ValueError(f"corruption must be ('mask', p) with p in [0, 1) or ('gaussian', sigma >= 0), got {corruption!r}")
+
+
+class Autoencoder(Model):
+    """``h = f(x̃ Wᵀ + b)``, ``x̂ = g(h W' ᵀ + c)``, trained to reconstruct the clean ``x``.
+
+    ``tied=True`` makes the decoder use ``W' = Wᵀ``, the very same array as the encoder (its own
+    bias ``c``), so one tensor gets the gradient of both uses. ``corruption`` makes it denoising:
+    ``("mask", p)`` zeroes each input with probability p, ``("gaussian", sigma)`` adds N(0, σ²);
+    noise is drawn per step from the seed (counter-based), only while training.
+    ``loss="mse"`` is ½‖x − x̂‖² per sample; ``loss="bce"`` is the cross-entropy of inputs in
+    [0, 1] against x̂ = σ(logits), computed stably from the logits (the decoder is then sigmoid).
+    """
+
+    def __init__(self, n_visible, n_hidden, activation="sigmoid", decoder_activation="sigmoid",
+                 tied=False, corruption=None, loss="mse", init="auto", dtype=np.float32, seed=0,
+                 **activation_params):
+        if loss not in ("mse", "bce"):
+            raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}")
+        if loss == "bce" and decoder_activation != "sigmoid":
+            raise ValueError(f"loss='bce' reconstructs through a sigmoid: decoder_activation must be "
+                             f"'sigmoid', got {decoder_activation!r}")
+        check_activation(decoder_activation, {}, "decoder_activation")
+        self._init_common(dtype, seed)
+        self.n_visible, self.n_hidden = int(n_visible), int(n_hidden)
+        self.activation, self.decoder_activation = activation, decoder_activation
+        self.tied, self.init = bool(tied), init
+        self.corruption = _check_corruption(corruption)
+        self.loss = loss
+        self.activation_params = activation_params
+        self.encoder = Dense(n_visible, n_hidden, activation, init, **activation_params)
+        # with bce the decoder emits logits; the sigmoid lives in the loss and in reconstruct()
+        self.decoder = Dense(n_hidden, n_visible, "identity" if loss == "bce" else decoder_activation,
+                             init, tied_to=self.encoder if self.tied else None)
+        self.layers = [self.encoder, self.decoder]
+        self._build([("encoder", self.encoder), ("decoder", self.decoder)])
+
+    def _workspace(self, n, training):
+        ws = super()._workspace(n, training)
+        if training and self.corruption is not None and "corrupted" not in ws:
+            ws["corrupted"] = np.empty((n, self.n_visible), self.dtype)
+        return ws
+
+    def _model_input(self, xb, ws):
+        if self.corruption is None:
+            return xb
+        kind, level = self.corruption
+        key = _noise.noise_key(self.seed, self.step_, 0xC0DE)
+        out = ws["corrupted"]
+        if kind == "mask":
+            _noise.masking_noise(xb, level, key, out)
+        else:
+            _noise.gaussian_noise(xb, level, key, out)
+        return out
+
+    def _targets_of(self, xb, yb):
+        return xb
+
+    def _evaluate(self, X, T, batch_size):
+        return {"loss": self._loss_on(X, X)}
+
+    # --- public API -------------------------------------------------------------------------
+    def fit(self, X, **kwargs):
+        """Train to reconstruct ``X`` from the current weights; see :meth:`Network.fit` for the
+        keyword arguments (``validation_data`` is an array X_val here)."""
+        unknown = set(kwargs) - set(_FIT_DEFAULTS)
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
+        options = {**_FIT_DEFAULTS, **kwargs}
+        X = self._check_X(X)
+        if options["validation_data"] is not None:
+            Xv = self._check_X(options["validation_data"], "validation_data")
+            options["validation_data"] = (Xv, None)
+        return self._fit(X, None, **options)
+
+    def encode(self, X):
+        """The codes h = f(x Wᵀ + b) (no corruption)."""
+        X = self._check_X(X)
+        return self._run(X, [self.encoder])
+
+    transform = encode
+
+    def decode(self, H):
+        """x̂ = g(h W'ᵀ + c) for codes ``H`` of shape (n, n_hidden)."""
+        H = np.asarray(H)
+        if H.ndim != 2 or H.shape[1] != self.n_hidden:
+            raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
+        H = np.ascontiguousarray(H, dtype=self.dtype)
+        if not np.isfinite(H).all():
+            raise ValueError("H contains NaN or infinity")
+        out = self._run(H, [self.decoder])
+        if self.loss == "bce":
+            _ops.activation("sigmoid", out, out)
+        return out
+
+    def reconstruct(self, X):
+        """x̂ = g(f(x)) for clean inputs."""
+        out = self._output(self._check_X(X))
+        if self.loss == "bce":
+            _ops.activation("sigmoid", out, out)
+        return out
+
+    def reconstruction_error(self, X):
+        """The mean per-sample loss of reconstructing ``X`` (½‖x − x̂‖² or the cross-entropy)."""
+        X = self._check_X(X)
+        return self._loss_on(X, X)
+
+    def score(self, X):
+        return -self.reconstruction_error(X)
+
+    def _run(self, X, layers):
+        """Evaluation-mode pass of ``X`` through ``layers`` only (one fresh workspace per call)."""
+        out = X
+        for layer in layers:
+            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(X), False).items()}
+            out = layer.forward(out, buffers, False, self._ctx)
+        return out
+
+    def get_config(self):
+        return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "activation": self.activation,
+                "decoder_activation": self.decoder_activation, "tied": self.tied,
+                "corruption": list(self.corruption) if self.corruption else None, "loss": self.loss,
+                "init": self.init, "dtype": self.dtype.name, "seed": self.seed, **self.activation_params}
+
+    @property
+    def n_outputs(self):
+        return self.n_visible
+
+
+class StackedAutoencoder(Network):
+    """A deep network ``sizes[0] → … → sizes[-1] → n_outputs`` whose hidden layers can be
+    pre-trained greedily as autoencoders, then fine-tuned with a supervised head.
+
+    ``fit(X, y, pretrain=True, ...)`` does both in one call: layer i is trained as an
+    :class:`Autoencoder` on the codes of layers 0…i−1 (each layer with its own epochs, optimizer,
+    learning rate and corruption, given per layer as a list or once for all), its encoder is
+    written into this network's arena, and then the whole network is fine-tuned. With
+    ``pretrain=False`` the same call gives the random-initialization baseline from the same seed.
+    ``output`` is ``"softmax"`` (classification) or ``"identity"`` (regression).
+    """
+
+    def __init__(self, sizes, n_outputs, activation="sigmoid", output="softmax", tied=True,
+                 corruption=None, ae_loss="mse", decoder_activation="sigmoid", dropout=0.0, init="auto",
+                 dtype=np.float32, seed=0, **activation_params):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs an input size and at least one hidden size, got {sizes}")
+        self.sizes, self.activation, self.tied, self.ae_loss = sizes, activation, bool(tied), ae_loss
+        self.corruption, self.dropout, self.init = _check_corruption(corruption), dropout, init
+        self.decoder_activation = decoder_activation
+        self.activation_params = activation_params
+        self.pretrain_report_ = None
+        super().__init__(_mlp_layers(sizes + [int(n_outputs)], activation, dropout, init, activation_params),
+                         output=output, dtype=dtype, seed=seed)
+        self.hidden_layers = [layer for layer in self.layers[:-1] if isinstance(layer, Dense)]
+
+    def transform(self, X):
+        """The top hidden layer's codes."""
+        X = self._check_X(X)
+        out = X
+        for layer in self.hidden_layers:
+            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(out), False).items()}
+            out = layer.forward(out, buffers, False, self._ctx)
+        return out
+
+    def pretrain(self, X, *, epochs=5, batch_size=32, optimizer="adam", lr=1e-3, corruption="default",
+                 progress=False):
+        """Greedy layer-wise pre-training of the hidden layers; returns the per-layer report.
+
+        ``epochs``, ``optimizer``, ``lr`` and ``corruption`` may each be one value for every layer
+        or a list with one value per hidden layer.
+        """
+        X = self._check_X(X)
+        n_layers = len(self.hidden_layers)
+
+        def per_layer(value, name):
+            values = list(value) if isinstance(value, (list, tuple)) and not (
+                name == "corruption" and len(value) == 2 and isinstance(value[0], str)) else [value] * n_layers
+            if len(values) != n_layers:
+                raise ValueError(f"{name} has {len(values)} entries, but there are {n_layers} hidden layers")
+            return values
+
+        epochs_l, opt_l, lr_l = per_layer(epochs, "epochs"), per_layer(optimizer, "optimizer"), per_layer(lr, "lr")
+        corr_l = per_layer(self.corruption if corruption == "default" else corruption, "corruption")
+        for c in corr_l:
+            _check_corruption(c)
+        report = []
+        codes = X
+        for i, layer in enumerate(self.hidden_layers):
+            started = time.perf_counter()
+            # the first decoder reconstructs the data, a deeper one the codes of the layer below
+            decoder_activation = self.decoder_activation if i == 0 else self.hidden_layers[i - 1].activation
+            ae = Autoencoder(layer.n_in, layer.n_out, layer.activation, decoder_activation, tied=self.tied,
+                             corruption=corr_l[i], loss=self.ae_loss if i == 0 else "mse", init=layer.init,
+                             dtype=self.dtype, seed=self.seed + 1 + i, **self.activation_params)
+            # start from this network's own initial encoder, train, write the encoder back
+            ae.arena.group("encoder").params[...] = self._layer_params(layer)
+            history = ae.fit(codes, epochs=epochs_l[i], batch_size=batch_size, optimizer=opt_l[i],
+                             lr=lr_l[i], progress=progress)
+            self._layer_params(layer)[...] = ae.arena.group("encoder").params
+            report.append({"layer": i, "sizes": (layer.n_in, layer.n_out), "loss": history["loss"],
+                           "time": time.perf_counter() - started})
+            if i + 1 < n_layers:
+                codes = ae.encode(codes)
+        self.pretrain_report_ = report
+        return report
+
+    def _layer_params(self, layer):
+        name = next(n for n, l in self._named_layers() if l is layer)
+        return self.arena.group(name).params
+
+    def fit(self, X, y, *, pretrain=True, pretrain_epochs=5, pretrain_optimizer="adam", pretrain_lr=1e-3,
+            pretrain_corruption="default", **kwargs):
+        """Greedy pre-training (unless ``pretrain=False``), then supervised fine-tuning with the
+        :meth:`Network.fit` keyword arguments. Returns the fine-tuning history; the pre-training
+        report is in ``pretrain_report_``."""
+        unknown = set(kwargs) - set(_FIT_DEFAULTS)
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
+        X = self._check_X(X)
+        self._check_y(y, len(X), "y", self.classes_)  # reject bad labels before pre-training changes weights
+        if pretrain:
+            self.pretrain(X, epochs=pretrain_epochs, batch_size=kwargs.get("batch_size", 32),
+                          optimizer=pretrain_optimizer, lr=pretrain_lr, corruption=pretrain_corruption,
+                          progress=kwargs.get("progress", False))
+        return super().fit(X, y, **kwargs)
+
+    def get_config(self):
+        return {"sizes": self.sizes, "n_outputs": self.n_outputs, "activation": self.activation,
+                "output": self.output, "tied": self.tied,
+                "corruption": list(self.corruption) if self.corruption else None, "ae_loss": self.ae_loss,
+                "decoder_activation": self.decoder_activation, "dropout": self.dropout, "init": self.init, "dtype": self.dtype.name, "seed": self.seed,
+                **self.activation_params}
+
+
+MODEL_CLASSES = {cls.__name__: cls for cls in (Network, MLP, Autoencoder, StackedAutoencoder)}
