@@ -70,8 +70,10 @@ def _mse_row(pred, target, grad, scale):
 def _bce_with_logits_row(logits, target, grad, scale):
     """ℓ = Σ_j max(z,0) − z·t + log1p(e^{−|z|}); grad_j = (σ(z) − t)·scale.
 
-    One exp serves both the loss and σ(z). ``max(z,0) − z·t`` is formed as z(1−t) or −z·t so
-    nothing cancels at large |z|, and a zero factor gives 0 even against an infinite logit.
+    One exp serves both the loss and σ(z). ``max(z,0) − z·t`` is formed as |z|·w with
+    w = 1 − t (z ≥ 0) or t (z < 0), so nothing cancels at large |z|, and w = 0 gives 0 even
+    against an infinite logit. Written with selects only: an if/else here kept LLVM from
+    vectorizing the loop (15x slower).
     """
     T = type(scale)
     one = T(1.0)
@@ -82,12 +84,10 @@ def _bce_with_logits_row(logits, target, grad, scale):
         t = target[j]
         e = vmath.exp(-abs(z))
         inv = one / (one + e)
-        if z >= zero:
-            sig = inv
-            linear = z * (one - t) if t != one else zero
-        else:
-            sig = e * inv  # NaN lands here: -z * t is NaN
-            linear = -z * t if t != zero else zero
+        positive = z >= zero  # False for NaN, which then propagates through e
+        sig = inv if positive else e * inv
+        weight = one - t if positive else t
+        linear = abs(z) * weight if weight != zero else zero
         grad[j] = (sig - t) * scale
         total += np.float64(linear + vmath.log1p(e))
     return total
