@@ -122,6 +122,21 @@ def test_softmax_xent_extreme_logits_are_exact(dtype):
     np.testing.assert_array_equal(grad, np.array([[0, 0], [1, -1], [0, 0]], dtype) / dtype(3))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_subnormal_inputs_match_reference(name, dtype):
+    fn, x, target, ref = make_case(name, SMALL, dtype, np.random.default_rng(9))
+    x = x * np.finfo(dtype).smallest_subnormal * 1000
+    if name == "mse":
+        target = target * np.finfo(dtype).smallest_subnormal * 1000
+    loss, grad = fn(x, target)
+    ref_loss, ref_grad = ref(x, target)
+    loss_rtol, grad_tol = tolerances(dtype, SMALL[0])
+    assert loss == pytest.approx(ref_loss, rel=loss_rtol, abs=1e-300)
+    np.testing.assert_allclose(grad, ref_grad, rtol=grad_tol["rtol"],
+                               atol=max(grad_tol["atol"], np.finfo(dtype).smallest_subnormal))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_nan_input_propagates(name):
     fn, x, target, _ = make_case(name, SMALL, np.float32, np.random.default_rng(5))
