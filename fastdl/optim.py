@@ -1,0 +1,402 @@
+"""Optimizers over one flat parameter buffer, ``torch.optim``-like.
+
+An optimizer updates a pair of equal-length 1-D contiguous arrays: the parameters and their
+gradient, either a whole :class:`fastdl.params.ParamArena` (``arena.params, arena.grads``) or one
+layer's :meth:`~fastdl.params.ParamArena.group`. Each :meth:`~Optimizer.step` is one kernel call,
+whatever the number of tensors, and allocates nothing after the first (which allocates the state).
+
+Common to all: hyper-parameters are keyword arguments and plain attributes; ``lr`` may be changed
+between steps (a schedule); ``step_count`` counts the updates made; ``state_dict()`` /
+``load_state_dict()`` save and restore the step count, hyper-parameters and state (numpy arrays),
+and a restored optimizer continues bit-identically. Flags that decide the layout of the state
+(``amsgrad``, ``centered``, whether RMSprop uses momentum) are fixed at construction.
+
+Non-finite gradients: with ``check_finite=True`` (the default) a step first reads the gradient,
+and if it holds a NaN or an inf raises ``FloatingPointError`` without changing the parameters,
+the state or the step count. That read costs one pass over the gradient (the update itself reads
+and writes 3 to 7 passes). ``check_finite=False`` skips it, and NaN/inf then propagate into the
+parameters as in ``torch.optim``.
+
+Weight decay λ adds λθ to the gradient (L2 regularisation) in every optimizer except AdamW, where
+it is decoupled. It applies to every element of the buffer, biases included, as torch does for a
+single parameter group; give biases their own group/optimizer to exempt them.
+"""
+import math
+
+import numpy as np
+
+from fastdl._kernels import optimizers as _k
+from fastdl._validation import FLOAT_DTYPES
+
+__all__ = ["Optimizer", "SGD", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW",
+           "clip_grad_norm"]
+
+
+def _as_pair(params, grads):
+    """The (parameters, gradients) pair of flat arrays, checked once here."""
+    if grads is None:
+        if not (hasattr(params, "params") and hasattr(params, "grads")):
+            raise TypeError("params must be a ParamArena, a ParamGroup or a 1-D array with grads "
+                            f"given, got {type(params).__name__}")
+        params, grads = params.params, params.grads
+    for name, arr in (("params", params), ("grads", grads)):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
+        if arr.ndim != 1 or not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be a 1-D C-contiguous array (a flat buffer), got "
+                             f"shape {arr.shape}" + ("" if arr.flags.c_contiguous else
+                                                     ", not contiguous"))
+        if arr.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
+    if grads.dtype != params.dtype:
+        raise TypeError(f"grads has dtype {grads.dtype}, but params has dtype {params.dtype}")
+    if grads.shape != params.shape:
+        raise ValueError(f"grads has {grads.size} elements, but params has {params.size}")
+    if not params.flags.writeable:
+        raise ValueError("params is read-only")
+    if params.size and np.may_share_memory(params, grads):
+        raise ValueError("params and grads overlap; they must be separate buffers")
+    return params, grads
+
+
+class _SetOnce:
+    """A flag that decides which state buffers exist: set in ``__init__``, unchangeable after."""
+
+    def __set_name__(self, owner, name):
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        value = bool(value)
+        if hasattr(obj, self.slot) and getattr(obj, self.slot) != value:
+            raise AttributeError(f"{self.name} is fixed at construction (it decides the state "
+                                 f"buffers); build a new {type(obj).__name__} with "
+                                 f"{self.name}={value}")
+        setattr(obj, self.slot, value)
+
+
+def _check_range(name, value, low=0.0, high=math.inf, high_open=False):
+    value = float(value)
+    if not (low <= value < high if high_open else low <= value <= high):
+        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: state handling, the checked kernel call, ``state_dict``.
+
+    A subclass sets ``_hyper`` (its constructor's keyword arguments other than ``lr`` and
+    ``check_finite``, so that ``cls(params, **state_dict()["hyper"])`` rebuilds it), ``_state_rows``
+    (names of its state buffers), ``_kernel`` and ``_n_scalars``, and implements ``_scalars_for``
+    (the kernel's per-step scalars, computed in float64) and optionally ``_initial_state``.
+    """
+
+    _hyper = ()
+    _state_rows = ()
+
+    def __init__(self, params, grads=None, *, lr, check_finite=True):
+        self.params, self.grads = _as_pair(params, grads)
+        self.lr = lr
+        self.check_finite = bool(check_finite)
+        self.step_count = 0
+        self._state = None
+        self._sc = np.empty(self._n_scalars, dtype=self.params.dtype)
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _check_range("lr", value)
+
+    @property
+    def state(self):
+        """The state buffers by name (live views; empty before the first step)."""
+        if self._state is None:
+            return {}
+        return dict(zip(self._state_rows, self._state))
+
+    def step(self):
+        """Update the parameters in place from the current gradient."""
+        if self._state is None:
+            self._allocate_state()
+        self._sc[:] = self._scalars_for(self.step_count + 1)
+        if not self._kernel(self.params, self.grads, self._state, self._sc, self.check_finite):
+            bad = np.flatnonzero(~np.isfinite(self.grads))
+            raise FloatingPointError(
+                f"{type(self).__name__}.step refused: the gradient holds {bad.size} non-finite "
+                f"value(s) (NaN or inf), the first at flat index {bad[0]}; parameters and state "
+                f"are unchanged. Skip the batch, lower the learning rate or clip the gradient "
+                f"(check_finite=False lets them through, as torch.optim does)")
+        self.step_count += 1
+
+    def zero_grad(self):
+        """Set the gradient to zero (one fill)."""
+        self.grads.fill(0)
+
+    def state_dict(self):
+        """``{"step": int, "hyper": {keyword: value}, "state": {name: array copy}}``; ``hyper``
+        holds every constructor keyword (plain Python values) but ``check_finite``."""
+        return {"step": self.step_count,
+                "hyper": {name: getattr(self, name) for name in ("lr",) + self._hyper},
+                "state": {name: row.copy() for name, row in self.state.items()}}
+
+    def load_state_dict(self, state_dict):
+        """Restore what :meth:`state_dict` returned (copied into this optimizer's buffers).
+        A state_dict that does not fit is refused before anything changes."""
+        hyper, state = state_dict["hyper"], state_dict["state"]
+        if set(hyper) != {"lr", *self._hyper}:
+            raise ValueError(f"state_dict has hyper-parameters {sorted(hyper)}, but "
+                             f"{type(self).__name__} has {sorted(('lr',) + self._hyper)}")
+        # validates every value, and tells which state buffers those settings keep
+        rows = type(self)(self.params, self.grads, **hyper)._state_rows
+        if rows != self._state_rows or (state and set(state) != set(rows)):
+            raise ValueError(f"state_dict holds state {sorted(state) or sorted(rows)}, but this "
+                             f"{type(self).__name__} keeps {sorted(self._state_rows)}: build it "
+                             f"with the saved settings, cls(params, **state_dict['hyper'])")
+        for name, row in state.items():
+            if np.shape(row) != self.params.shape:
+                raise ValueError(f"state {name!r} has shape {np.shape(row)}, but params has "
+                                 f"shape {self.params.shape}")
+        if state:
+            if self._state is None:
+                self._allocate_state()
+            for name, row in zip(self._state_rows, self._state):
+                row[...] = state[name]
+        else:
+            self._state = None
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        self.step_count = int(state_dict["step"])
+
+    def __repr__(self):
+        hyper = ", ".join(f"{name}={getattr(self, name)!r}" for name in ("lr",) + self._hyper)
+        return f"{type(self).__name__}({self.params.size} {self.params.dtype.name}, {hyper})"
+
+    def _allocate_state(self):
+        self._state = np.zeros((len(self._state_rows), self.params.size), dtype=self.params.dtype)
+        self._initial_state(self._state)
+
+    def _initial_state(self, state):
+        """Fill freshly zeroed state; zeros suit every optimizer but Adagrad."""
+
+
+class SGD(Optimizer):
+    """Plain gradient descent, the seed's rule: θ ← θ − η (∇L + λθ)."""
+
+    _hyper = ("weight_decay",)
+    _kernel = staticmethod(_k.sgd_step)
+    _n_scalars = 2
+
+    def __init__(self, params, grads=None, *, lr, weight_decay=0.0, check_finite=True):
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        super().__init__(params, grads, lr=lr, check_finite=check_finite)
+
+    def _scalars_for(self, t):
+        return self.lr, self.weight_decay
+
+
+class Momentum(Optimizer):
+    """Gradient descent with momentum in the seed's form, with η inside the velocity:
+
+        g = ∇L + λθ,   u ← μu + η(1 − τ)g   (u ← ηg on the first step),   θ ← θ − u,
+        Nesterov:  θ ← θ − (ηg + μu)   (with the new u).
+
+    Relation to ``torch.optim.SGD(momentum=μ, dampening=τ, nesterov=...)``, which keeps
+    b ← μb + (1 − τ)g (b ← g first) and steps θ ← θ − η b: while η is constant u = η·b and the two
+    produce the same parameters (to rounding). They differ when η changes: here a new η scales
+    only the gradients that arrive from then on, whereas torch rescales the whole accumulated
+    velocity at once.
+    """
+
+    _hyper = ("momentum", "dampening", "nesterov", "weight_decay")
+    _state_rows = ("velocity",)
+    _kernel = staticmethod(_k.momentum_step)
+    _n_scalars = 5
+
+    def __init__(self, params, grads=None, *, lr, momentum=0.9, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, check_finite=True):
+        self.momentum = _check_range("momentum", momentum)
+        self.dampening = _check_range("dampening", dampening, high=1.0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValueError("nesterov needs momentum > 0 and dampening = 0, got "
+                             f"momentum={self.momentum}, dampening={self.dampening}")
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        super().__init__(params, grads, lr=lr, check_finite=check_finite)
+
+    def _scalars_for(self, t):
+        u_coef = self.lr if t == 1 else self.lr * (1.0 - self.dampening)
+        return self.weight_decay, self.momentum, u_coef, self.lr, float(self.nesterov)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), the real one, as ``torch.optim.Adagrad``:
+
+        g = ∇L + λθ,   s ← s + g²,   θ ← θ − η_t g / (√s + ε),   η_t = η / (1 + (t − 1)·lr_decay),
+
+    with s starting at ``initial_accumulator_value``.
+    """
+
+    _hyper = ("lr_decay", "eps", "initial_accumulator_value", "weight_decay")
+    _state_rows = ("sum",)
+    _kernel = staticmethod(_k.adagrad_step)
+    _n_scalars = 3
+
+    def __init__(self, params, grads=None, *, lr=1e-2, lr_decay=0.0, eps=1e-10,
+                 initial_accumulator_value=0.0, weight_decay=0.0, check_finite=True):
+        self.lr_decay = _check_range("lr_decay", lr_decay)
+        self.eps = _check_range("eps", eps)
+        self.initial_accumulator_value = _check_range("initial_accumulator_value",
+                                                      initial_accumulator_value)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        super().__init__(params, grads, lr=lr, check_finite=check_finite)
+
+    def _scalars_for(self, t):
+        return self.weight_decay, self.lr / (1.0 + (t - 1) * self.lr_decay), self.eps
+
+    def _initial_state(self, state):
+        state.fill(self.initial_accumulator_value)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton), as ``torch.optim.RMSprop``; the seed calls this "Adagrad":
+
+        g = ∇L + λθ,   v ← αv + (1 − α)g²,
+        centered:   ḡ ← αḡ + (1 − α)g,   v̂ = v − ḡ²   (else v̂ = v),
+        d = g / (√v̂ + ε),   with momentum μ > 0:  b ← μb + d,  θ ← θ − ηb;   else θ ← θ − ηd.
+    """
+
+    _hyper = ("alpha", "eps", "momentum", "centered", "weight_decay")
+    _n_scalars = 6
+    centered = _SetOnce()
+
+    def __init__(self, params, grads=None, *, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0,
+                 centered=False, weight_decay=0.0, check_finite=True):
+        self.alpha = _check_range("alpha", alpha, high=1.0)
+        self.eps = _check_range("eps", eps)
+        self.momentum = momentum
+        self.centered = centered
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        with_momentum = self.momentum > 0
+        self._state_rows = (("square_avg",) + (("grad_avg",) if self.centered else ())
+                            + (("momentum_buffer",) if with_momentum else ()))
+        self._kernel = _k.rmsprop_steps[self.centered, with_momentum]
+        super().__init__(params, grads, lr=lr, check_finite=check_finite)
+
+    @property
+    def momentum(self):
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value):
+        value = _check_range("momentum", value)
+        if hasattr(self, "_momentum") and (value > 0) != (self._momentum > 0):
+            raise ValueError(f"momentum cannot change between 0 and > 0 after construction (it "
+                             f"decides the state buffers), got {value} after {self._momentum}")
+        self._momentum = value
+
+    def _scalars_for(self, t):
+        return (self.weight_decay, self.alpha, 1.0 - self.alpha, self.eps, self.lr,
+                self.momentum)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam``: bias-corrected, ε outside the root.
+
+        g = ∇L + λθ,   m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²,
+        AMSGrad:  v_max ← max(v_max, v), used for v below,
+        θ ← θ − η/(1 − β₁ᵗ) · m / (√(v / (1 − β₂ᵗ)) + ε).
+
+    ``seed_variant=True`` gives the seed's formula instead: no bias correction and ε inside the
+    root, θ ← θ − η m / √(v + ε) (slower start, and ε then means a different scale).
+    """
+
+    _hyper = ("betas", "eps", "weight_decay", "amsgrad", "seed_variant")
+    _n_scalars = 10
+    _decoupled = False
+    amsgrad = _SetOnce()
+
+    def __init__(self, params, grads=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0, amsgrad=False, seed_variant=False, check_finite=True):
+        self.betas = betas
+        self.eps = _check_range("eps", eps)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.amsgrad = amsgrad
+        self.seed_variant = bool(seed_variant)
+        self._state_rows = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        self._kernel = _k.adam_steps[self.amsgrad]
+        super().__init__(params, grads, lr=lr, check_finite=check_finite)
+
+    @property
+    def betas(self):
+        return self._betas
+
+    @betas.setter
+    def betas(self, value):
+        beta1, beta2 = value
+        self._betas = (_check_range("betas[0]", beta1, high=1.0, high_open=True),
+                       _check_range("betas[1]", beta2, high=1.0, high_open=True))
+
+    def _scalars_for(self, t):
+        beta1, beta2 = self._betas
+        if self._decoupled:
+            coupled_wd, decay = 0.0, 1.0 - self.lr * self.weight_decay
+        else:
+            coupled_wd, decay = self.weight_decay, 1.0
+        if self.seed_variant:
+            step_size, inv_bc2_sqrt, eps_in, eps_out = self.lr, 1.0, self.eps, 0.0
+        else:
+            step_size = self.lr / (1.0 - beta1 ** t)
+            inv_bc2_sqrt = 1.0 / math.sqrt(1.0 - beta2 ** t)
+            eps_in, eps_out = 0.0, self.eps
+        return (coupled_wd, decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2, step_size,
+                inv_bc2_sqrt, eps_in, eps_out)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``:
+    θ ← (1 − ηλ)θ first, then the Adam step on the plain gradient ∇L."""
+
+    _decoupled = True
+
+    def __init__(self, params, grads=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=1e-2, amsgrad=False, seed_variant=False, check_finite=True):
+        super().__init__(params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, seed_variant=seed_variant, check_finite=check_finite)
+
+
+def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
+    """Scale the gradient so that its global L2 norm is at most ``max_norm``; return the norm.
+
+    ``grads`` is a flat gradient buffer (or anything with ``.grads``: an arena, a group). The
+    norm ‖g‖₂ is accumulated in float64 over fixed chunks, then the chunk sums in order, so it
+    does not depend on the thread count. As ``torch.nn.utils.clip_grad_norm_``: if
+    ``max_norm / (‖g‖₂ + 10⁻⁶) < 1``, g ← g · max_norm / (‖g‖₂ + 10⁻⁶). A NaN or inf norm leaves
+    the gradient unchanged (torch would fill it with NaN) and raises ``FloatingPointError`` with
+    ``error_if_nonfinite=True``; otherwise the optimizer's own check will then refuse the step.
+    """
+    if hasattr(grads, "grads"):
+        grads = grads.grads
+    if not isinstance(grads, np.ndarray) or grads.ndim != 1 or not grads.flags.c_contiguous:
+        raise ValueError("grads must be a 1-D C-contiguous numpy array (a flat gradient buffer)")
+    if grads.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"grads must be float32 or float64, got {grads.dtype}")
+    max_norm = _check_range("max_norm", max_norm)
+    norm = math.sqrt(_k.sum_squares(grads))
+    if not math.isfinite(norm):
+        if error_if_nonfinite:
+            raise FloatingPointError(f"the gradient norm is {norm}; the gradient was left "
+                                     "unchanged")
+        return norm
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        if not grads.flags.writeable:
+            raise ValueError("grads is read-only")
+        _k.scale_step(grads, grads, np.empty((0, 0), grads.dtype),
+                      np.array([coef], grads.dtype), False)
+    return norm
