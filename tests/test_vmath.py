@@ -155,10 +155,13 @@ def test_gelu_tail_keeps_relative_accuracy():
         np.testing.assert_allclose(out[nonzero], ref[nonzero], rtol=4 * np.finfo(dtype).eps)
 
 
-@pytest.mark.parametrize("name", ["exp", "tanh", "log1p", "erf", "erfc"])
-def test_float32_loop_vectorizes(name):
+@pytest.mark.parametrize(("name", "dtype"), [(name, np.float32) for name in
+                                             ("exp", "tanh", "log1p", "erf", "erfc")]
+                         + [("erf", np.float64), ("erfc", np.float64)])
+def test_loop_vectorizes(name, dtype):
     loop = _make_loop(getattr(vmath, name), jit(cache=False))  # a cached kernel has no IR to show
-    x = np.ones(4, np.float32)
+    x = np.ones(4, dtype)
     loop(x, np.empty_like(x))
     llvm_ir = loop.inspect_llvm(loop.signatures[0])
-    assert re.search(r"<\d+ x float>", llvm_ir), f"the {name} loop did not vectorize"
+    element = "float" if dtype == np.float32 else "double"
+    assert re.search(rf"<\d+ x {element}>", llvm_ir), f"the {name} loop did not vectorize"

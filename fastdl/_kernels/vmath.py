@@ -5,7 +5,7 @@ that type. numba lost SVML in 0.62, so ``math.exp`` & co. keep a loop scalar; th
 branch-free (selects, no early returns), polynomial, and inline into the caller's loop, which
 LLVM then vectorizes. float32 runs in float32 with int32 bit tricks and shorter polynomials,
 float64 in float64 with int64: the type picks the constants and polynomials at compile time
-(``_pick`` / ``_horner`` overloads), so each formula is written once.
+(``_pick`` / ``_polynomial`` overloads), so each formula is written once.
 
 Methods (coefficients: fdlibm's for log, Chebyshev fits made with mpmath.chebyfit otherwise):
 
@@ -79,26 +79,31 @@ def _pick_overload(x, for_float32, for_float64):
     return lambda x, for_float32, for_float64: np.float64(for_float64)
 
 
-def _horner(x, coeffs32, coeffs64):
-    """Σ c_i x^i with the coefficients (lowest first) for x's type, by Horner's rule."""
+def _horner_with(T, coeffs):
+    """Horner's rule as straight-line code with the coefficients as literals: a loop over a
+    tuple stays a loop (and a scalar switch) once it is too long for LLVM to unroll."""
+    lines = ["def horner(x):", f"    acc = T({coeffs[-1]!r})"]
+    lines += [f"    acc = acc * x + T({c!r})" for c in reversed(coeffs[:-1])]
+    namespace = {"T": T}
+    exec("\n".join(lines + ["    return acc"]), namespace)
+    return namespace["horner"]
 
 
-def _horner_with(T, n, pick_first):
-    def horner(x, coeffs32, coeffs64):
-        coeffs = coeffs32 if pick_first else coeffs64
-        acc = T(coeffs[n - 1])
-        for i in range(n - 2, -1, -1):
-            acc = acc * x + T(coeffs[i])
-        return acc
+def _polynomial(coeffs32, coeffs64=None):
+    """p(x) = Σ c_i x^i with the coefficients (lowest first) for x's type."""
 
-    return horner
+    def polynomial(x):
+        raise NotImplementedError("only callable from numba code")
 
+    @overload(polynomial, **_OVERLOAD)
+    def _overload(x):
+        if x == types.float32:
+            return _horner_with(np.float32, coeffs32)
+        if x == types.float64 and coeffs64 is not None:
+            return _horner_with(np.float64, coeffs64)
+        return None
 
-@overload(_horner, **_OVERLOAD)
-def _horner_overload(x, coeffs32, coeffs64):
-    if x == types.float32:
-        return _horner_with(np.float32, len(coeffs32), True)
-    return _horner_with(np.float64, len(coeffs64), False)
+    return polynomial
 
 
 def _pow2_bits(builder, k_int, int_type, mantissa_bits, bias):
@@ -193,6 +198,7 @@ _EXPM1_Q64 = (0.16666666666666669, 0.041666666666666664, 0.008333333333330065,
               0.0013888888888886554, 0.00019841269863040545, 2.4801587317135164e-05,
               2.7557268480310024e-06, 2.755728298405588e-07, 2.5100375832561234e-08,
               2.091122972975856e-09)
+_expm1_q = _polynomial(_EXPM1_Q32, _EXPM1_Q64)
 
 
 @vjit
@@ -215,7 +221,7 @@ def _clamp(x, lowest, highest):
 @vjit
 def _expm1_poly(r):
     """expm1(r) for |r| <= ln2/2 (a little more is fine)."""
-    return r + r * r * (type(r)(0.5) + r * _horner(r, _EXPM1_Q32, _EXPM1_Q64))
+    return r + r * r * (type(r)(0.5) + r * _expm1_q(r))
 
 
 @vjit
@@ -246,6 +252,7 @@ _LOG_R32 = (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841)
 _LOG_R64 = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
             2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
             1.479819860511658591e-01)
+_log_r = _polynomial(_LOG_R32, _LOG_R64)
 
 
 @vjit
@@ -257,7 +264,7 @@ def _log_core(u, c):
     s = f / (T(2.0) + f)
     z = s * s
     half_f2 = T(0.5) * f * f
-    r = z * _horner(z, _LOG_R32, _LOG_R64)
+    r = z * _log_r(z)
     low = k * _pick(u, _LN2_LO32, _LN2_LO64) + c
     return s * (half_f2 + r) + low - half_f2 + f + k * _pick(u, _LN2_HI32, _LN2_HI64)
 
@@ -312,11 +319,13 @@ _ERF_P64 = (0.1283791670955126, -0.37612638903183715, 0.11283791670952596, -0.02
             0.005223977615420539, -0.0008548326188759752, 0.00012055289567541706,
             -1.4924196305569617e-05, 1.643068417974155e-06, -1.5940066854661717e-07,
             1.1472499701094691e-08)
+_erf_p = _polynomial(_ERF_P32, _ERF_P64)
 # float32 erf beyond 1: erfc(a) = e^{S(a - 2.5) - a²} on [1, 3.93] (erf rounds to 1 beyond);
 # S fitted to log(erfc(a)) + a², absolute error < 2e-9
 _ERF_S32 = (-1.556815266609192, -0.35268068313598633, 0.05610625818371773, -0.010858450084924698,
             0.0021654213778674603, -0.00042022322304546833, 7.718468987150118e-05,
             -1.3284042324812617e-05, 1.666447701609286e-06)
+_erf_s = _polynomial(_ERF_S32)
 # erfc(a) = e^{-a²} W(y) / (1 + 2a), y = (a - K) / (a + K), a >= 0 (Weideman's form; Chebyshev
 # fits on a in [0, 10.1] / [0, 27], where erfc underflows; relative error 3e-9 / 1.2e-17)
 _ERFC_K32, _ERFC_K64 = 3.0, 4.0
@@ -331,12 +340,13 @@ _ERFC_W64 = (1.2329951186255526, -0.13962111684056283, 0.015379652102621225, 0.0
              -1.1224076731817858e-05, 5.7181323323262435e-06, 3.0027247744395825e-07,
              -8.359072083251654e-07, 6.351906535547641e-08, 1.1624772096494892e-07,
              -7.837865916306315e-09, -1.4078643475972477e-08, -1.9456064972434173e-09)
+_erfc_w = _polynomial(_ERFC_W32, _ERFC_W64)
 
 
 @vjit
 def _erf_poly(x):
     """erf(x) - x for |x| <= 1 (float32) / 0.75 (float64)."""
-    return x * _horner(x * x, _ERF_P32, _ERF_P64)
+    return x * _erf_p(x * x)
 
 
 @vjit
@@ -345,7 +355,7 @@ def _erfc_positive(a):
     T = type(a)
     a = _clamp(a, T(0.0), _pick(a, 10.1, 27.3))  # erfc rounds to 0 beyond
     big_k = _pick(a, _ERFC_K32, _ERFC_K64)
-    w = _horner((a - big_k) / (a + big_k), _ERFC_W32, _ERFC_W64)
+    w = _erfc_w((a - big_k) / (a + big_k))
     # e^{-a²} = e^{-(h² + (a - h)(a + h))} with h² exact: a rounded a² would cost |a²| ulp
     h = _high_half(a)
     return _exp_sum(-(h * h), -((a - h) * (a + h))) * w / (T(1.0) + T(2.0) * a)
@@ -361,7 +371,7 @@ def _erfc_for_erf_overload(a):
     if a == types.float32:
         def float32_tail(a):
             a = _clamp(a, np.float32(1.0), np.float32(3.93))
-            s = _horner(a - np.float32(2.5), _ERF_S32, _ERF_S32)
+            s = _erf_s(a - np.float32(2.5))
             return _exp_sum(s - a * a, np.float32(-0.0))
 
         return float32_tail
