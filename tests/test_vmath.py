@@ -1,5 +1,6 @@
 """vmath against wider-precision references, called from loop kernels compiled with the project's
-fast-math ``jit`` (how kernels use them), plus checks that those loops vectorize.
+fast-math ``jit`` (how kernels use them), plus checks that those loops vectorize and that the
+inlined code keeps vmath's own fast-math flags.
 
 Errors are in ulp of the correctly rounded result (for float64 one ulp is a relative error of at
 most 2.2e-16). References: float64 numpy / scipy for float32 inputs; long double numpy for float64
@@ -165,3 +166,5 @@ def test_loop_vectorizes(name, dtype):
     llvm_ir = loop.inspect_llvm(loop.signatures[0])
     element = "float" if dtype == np.float32 else "double"
     assert re.search(rf"<\d+ x {element}>", llvm_ir), f"the {name} loop did not vectorize"
+    # the loop itself does no arithmetic: every float op is vmath's, with vmath's own flags
+    assert " reassoc " not in llvm_ir and " contract " in llvm_ir
