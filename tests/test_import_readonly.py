@@ -35,15 +35,12 @@ DRIVER = textwrap.dedent("""
         pass
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        import numpy as np
         import numba
         import fastdl
         from fastdl._kernels import _jit, noise
         from fastdl._kernels.reference import noise as reference
-    x = np.arange(1.0, 41.0).reshape(4, 10)
-    out = np.empty_like(x)
-    key = noise.noise_key(7, 1)
-    noise.dropout(x, 0.5, key, out)
+    key = noise.noise_key(7, 1)  # small kernels: compiling, not running, is what is tested
+    bits = [noise.element_bits(key, i) for i in range(3)]
     print(json.dumps({
         "writable": False,
         "fastdl_file": fastdl.__file__,
@@ -51,7 +48,7 @@ DRIVER = textwrap.dedent("""
         "cache_dir": numba.config.CACHE_DIR,
         "warnings": [[w.category.__name__, str(w.message)] for w in caught
                      if str(w.message).startswith("fastdl")],
-        "correct": bool(np.array_equal(out, reference.dropout(x, 0.5, key))),
+        "correct": bits == list(reference.element_bits(key, (3,))),
     }))
 """)
 
