@@ -157,6 +157,7 @@ def _split_exponent(typingctx, x):
         one_bits = bias << mantissa_bits
         # the bits of (a value just below) sqrt(1/2): mantissas from there on belong to k + 1
         low_bits = one_bits - (1 << mantissa_bits) + int(0x3504F3 * 2.0 ** (mantissa_bits - 23))
+
         def const(value):
             return ir.Constant(int_type, value)
 
@@ -257,7 +258,7 @@ _log_r = _polynomial(_LOG_R32, _LOG_R64)
 
 @vjit
 def _log_core(u, c):
-    """log(u) + c/u-ish correction: log(u) + c for a positive normal u and |c| <~ ulp(log u)."""
+    """log(u) + c for a positive normal u and a correction c of the order of ulp(log u)."""
     T = type(u)
     k, m = _split_exponent(u)
     f = m - T(1.0)
