@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from functools import partial
 
+import llvmlite.binding
 import numba
 
 # fastmath=True implies 'nnan' and 'ninf', under which np.isnan folds to False and NaN stops
@@ -70,6 +71,22 @@ def _choose_cache():
     return True
 
 
+def _prefer_512_bit_vectors():
+    """Let LLVM use full 512-bit vectors on AVX-512 CPUs.
+
+    LLVM tunes recent Intel cores (e.g. rocketlake) to prefer 256-bit vectors, so numba emits ymm
+    code where torch runs zmm; the polynomial exp/tanh/erf loops measured 1.4-1.6x faster with zmm.
+    This sets numba's process-wide target features, so it only applies when the user has not chosen
+    them (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME) and before numba's CPU target is first used.
+    """
+    if numba.config.CPU_FEATURES is not None or numba.config.CPU_NAME is not None:
+        return
+    features = llvmlite.binding.get_host_cpu_features()
+    if features.get("avx512f"):
+        numba.config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+
+
+_prefer_512_bit_vectors()
 CACHE = _choose_cache()
 
 #: serial kernel / helper
