@@ -1,1 +1,179 @@
-__all__ = []
+"""The dense (fully connected) layer as functions: ``y = f(x Wᵀ + b)`` and its backward pass.
+
+``W`` has shape (n_out, n_in) (PyTorch's ``Linear`` layout; the seed's ``W x`` for a column vector
+x), ``b`` shape (n_out,), ``x`` shape (..., n_in) with any leading axes. The weights are taken as
+they are: W and b must be C-contiguous arrays of one float dtype (float32 or float64), never
+silently converted or copied, and ``x`` must have their dtype (a non-float ``x``, e.g. int, is
+converted to it). The computation runs on BLAS GEMMs with the bias and activation fused in.
+
+Activations, by name: identity, sigmoid, tanh, relu, leaky_relu (``negative_slope``, default
+0.01), prelu (``alpha``: one shared value or one per output feature, default 0.25), elu (``alpha``,
+default 1.0), softmax (over the features), gelu (``approximate`` "none" or "tanh"), swish (``beta``:
+shared or per output feature, default 1.0), silu.
+"""
+import math
+
+import numpy as np
+
+from fastdl._kernels.activations import ACTIVATIONS
+from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _backward_kernel
+from fastdl._kernels.dense import dense_forward as _forward_kernel
+from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out
+
+__all__ = ["dense", "dense_backward"]
+
+#: activation → (its parameter's keyword, whether it may have one value per output feature)
+_PARAMETERS = {
+    "leaky_relu": ("negative_slope", False),
+    "prelu": ("alpha", True),
+    "elu": ("alpha", False),
+    "swish": ("beta", True),
+}
+_LEARNABLE = ("prelu", "swish")
+
+
+def _weights(W, b):
+    """Check W (n_out, n_in) and b (n_out,) or None; returns (W, b) with b filled in as zeros."""
+    if not isinstance(W, np.ndarray) or W.ndim != 2:
+        raise ValueError(f"W must be a 2-D numpy array (n_out, n_in), got "
+                         f"{W.shape if isinstance(W, np.ndarray) else type(W).__name__}")
+    if W.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"W must be float32 or float64, got dtype {W.dtype}")
+    if not W.flags.c_contiguous:
+        raise ValueError("W must be C-contiguous (a transposed or strided view is not); "
+                         "pass np.ascontiguousarray(W)")
+    if b is None:
+        return W, np.zeros(W.shape[0], dtype=W.dtype)
+    if not isinstance(b, np.ndarray) or b.shape != (W.shape[0],):
+        raise ValueError(f"b must be a numpy array of shape ({W.shape[0]},) for W of shape "
+                         f"{W.shape}, got {b.shape if isinstance(b, np.ndarray) else type(b).__name__}")
+    if b.dtype != W.dtype:
+        raise TypeError(f"b has dtype {b.dtype}, but W has dtype {W.dtype}")
+    if not b.flags.c_contiguous:
+        raise ValueError("b must be C-contiguous; pass np.ascontiguousarray(b)")
+    return W, b
+
+
+def _matching(a, name, W, shape_tail, tail_name):
+    """``a`` as a C-contiguous array of W's dtype whose trailing axis is ``shape_tail``."""
+    arr = np.asarray(a)
+    if arr.dtype in FLOAT_DTYPES and arr.dtype != W.dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype}, but W has dtype {W.dtype}")
+    arr = as_float_array(arr, name, W.dtype)
+    if arr.ndim == 0 or arr.shape[-1] != shape_tail:
+        raise ValueError(f"{name} has shape {arr.shape}, but its last axis must be {tail_name} = "
+                         f"{shape_tail} for W of shape {W.shape}")
+    return arr
+
+
+def _kernel_and_param(activation, W, params):
+    """(kernel name, the activation's parameter as a flat array of size 1 or n_out, its shape)."""
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be a name (str), got {type(activation).__name__}")
+    if activation not in ACTIVATION_IDS or activation == "gelu_tanh":
+        names = sorted(n for n in ACTIVATION_IDS if n != "gelu_tanh")
+        raise ValueError(f"unknown activation {activation!r}; expected one of {names}")
+    params = dict(params)
+    if activation == "gelu":
+        approximate = params.pop("approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        activation = "gelu_tanh" if approximate == "tanh" else "gelu"
+    keyword, per_feature = _PARAMETERS.get(activation, (None, False))
+    value = params.pop(keyword, ACTIVATIONS[activation].default) if keyword else 0.0
+    if params:
+        takes = f"only {keyword}=" if keyword else "no parameters"
+        raise TypeError(f"activation {activation!r} takes {takes}, got {sorted(params)}")
+    p = np.asarray(value)
+    if p.dtype.kind not in "biuf":
+        raise TypeError(f"{keyword} must be a real number or array, got {value!r}")
+    n_out = W.shape[0]
+    if p.size != 1 and not (per_feature and p.shape == (n_out,)):
+        expected = f"a scalar or shape ({n_out},)" if per_feature else "a scalar"
+        raise ValueError(f"{keyword} must be {expected}, got shape {p.shape}")
+    return activation, np.ascontiguousarray(p, dtype=W.dtype).reshape(-1), p.shape
+
+
+def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=False,
+          **activation_params):
+    """y = f(x Wᵀ + b); with ``return_preactivation`` returns (y, z), z = x Wᵀ + b.
+
+    ``out`` receives y (shape (..., n_out), W's dtype, C-contiguous). Keyword arguments beyond
+    these are the activation's parameter (see the module docstring).
+    """
+    W, b = _weights(W, b)
+    x = _matching(x, "x", W, W.shape[1], "n_in")
+    activation, p, _ = _kernel_and_param(activation, W, activation_params)
+    shape = x.shape[:-1] + (W.shape[0],)
+    if out is not None and any(np.may_share_memory(out, a) for a in (x, W, b)):
+        raise ValueError("out must not share memory with x, W or b (the GEMM reads them while "
+                         "writing out)")
+    y = check_out(out, shape, W.dtype, (x, W, b))
+    z = np.empty(shape, W.dtype) if return_preactivation else y
+    rows = math.prod(x.shape[:-1])  # leading axes flattened into one batch axis
+    if y.size:
+        _forward_kernel(ACTIVATION_IDS[activation], x.reshape(rows, -1), W, b, p,
+                        z.reshape(rows, -1), y.reshape(rows, -1))
+    return (y, z) if return_preactivation else y
+
+
+def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=True, dW=None,
+                   db=None, dparam=None, accumulate=False, **activation_params):
+    """Gradients of y = f(x Wᵀ + b) from the upstream gradient ``grad`` = ∂L/∂y.
+
+    dz = grad ⊙ f'(·) (softmax: y ⊙ (grad - Σ grad ⊙ y)), dx = dz W, dW = dzᵀ x, db = Σ dz over
+    the batch (all leading axes), and for prelu / swish dparam = Σ grad ⊙ ∂f/∂p (per output feature,
+    or summed when the parameter is shared). f' is computed from the output ``y`` (sigmoid, tanh,
+    relu, elu, softmax, identity) or the pre-activation ``z`` (the others; see
+    ``dense(..., return_preactivation=True)``): pass the one the activation needs.
+
+    Returns (dx, dW, db), plus dparam for prelu and swish; dx is None when ``need_dx`` is False.
+    dW, db, dparam may be given (C-contiguous, right shape and dtype) to be written into; with
+    ``accumulate=True`` the gradients are added to their contents instead (they must be given).
+    db and dparam are float64 sums in a fixed order: the same bits whatever the thread count.
+    """
+    W, _ = _weights(W, None)
+    x = _matching(x, "x", W, W.shape[1], "n_in")
+    activation, p, p_shape = _kernel_and_param(activation, W, activation_params)
+    if activation == "elu" and not p[0] >= 0:
+        raise ValueError(f"alpha must be >= 0 to differentiate elu from its output, got {p[0]}")
+    v_name, v = ("y", y) if GRAD_FROM[activation] == "output" else ("z", z)
+    if v is None:
+        raise ValueError(f"the derivative of {activation} is computed from "
+                         f"{'the output: pass y' if v_name == 'y' else 'the pre-activation: pass z'}")
+    shape = x.shape[:-1] + (W.shape[0],)
+    v = _matching(v, v_name, W, W.shape[0], "n_out")
+    grad = _matching(grad, "grad", W, W.shape[0], "n_out")
+    for arr, name in ((v, v_name), (grad, "grad")):
+        if arr.shape != shape:
+            raise ValueError(f"{name} has shape {arr.shape}, but x {x.shape} and W {W.shape} give "
+                             f"{shape}")
+    learnable = activation in _LEARNABLE
+    if accumulate and (dW is None or db is None or (learnable and dparam is None)):
+        raise ValueError("accumulate=True adds into existing gradients: pass dW, db"
+                         + (" and dparam" if learnable else ""))
+    dW = _gradient_buffer(dW, "dW", W.shape, W.dtype, (x, W, grad, v))
+    db = _gradient_buffer(db, "db", (W.shape[0],), W.dtype, (x, W, grad, v, dW))
+    dp = _gradient_buffer(dparam if learnable else None, "dparam", p_shape, W.dtype,
+                          (x, W, grad, v, dW, db))
+    rows = math.prod(x.shape[:-1])
+    dx = np.empty(x.shape if need_dx else (0, W.shape[1]), W.dtype)
+    grad2 = grad.reshape(rows, W.shape[0])
+    _backward_kernel(ACTIVATION_IDS[activation], grad2, x.reshape(rows, W.shape[1]), W,
+                     v.reshape(rows, W.shape[0]), p, np.empty_like(grad2),
+                     dx.reshape(rows if need_dx else 0, W.shape[1]), dW, db, dp.reshape(-1), need_dx,
+                     accumulate)
+    result = (dx if need_dx else None, dW, db)
+    return result + (dp,) if learnable else result
+
+
+def _gradient_buffer(buf, name, shape, dtype, inputs):
+    """A caller's gradient buffer, checked, or a new one."""
+    if buf is None:
+        return np.empty(shape, dtype)
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(buf).__name__}")
+    try:
+        return check_out(buf, shape, dtype, inputs)
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err).replace("out", name, 1)) from None

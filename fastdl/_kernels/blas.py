@@ -1,0 +1,123 @@
+"""Direct BLAS calls from numba kernels: ``gemm`` with transposes, alpha/beta and leading dimensions.
+
+numba's ``np.dot`` gives no control over transposes, beta (accumulate into an existing buffer) or
+sub-blocks of a larger matrix, so the dense kernels call scipy's BLAS (``scipy.linalg.cython_blas``,
+the LP64 interface of the OpenBLAS bundled with scipy) themselves. The function addresses are
+registered with LLVM under fixed symbol names and called by name, which keeps every kernel that
+uses them cacheable (a baked-in address would not be).
+
+Threads: the dense kernels split their work over numba's threads and call BLAS single-threaded
+inside each task (``blas_single_threaded`` / ``blas_restore_threads``). A multithreaded BLAS pool
+next to numba's OpenMP pool oversubscribes 2 cores badly: OpenBLAS's idle workers spin for a
+while after each call, and a numba parallel kernel launched right after a multithreaded GEMM
+measured ~7 ms slower here (0.5 ms GEMM + 7 ms), whereas one BLAS thread per numba task costs
+nothing at launch and leaves the pool idle.
+"""
+import ctypes
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import cfunc, types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic
+from threadpoolctl import threadpool_info
+
+from fastdl._kernels._jit import jit
+
+NO_TRANS = 78  # ord('N')
+TRANS = 84  # ord('T')
+
+for _name in ("sgemm", "dgemm"):
+    llvm.add_symbol(f"fastdl_{_name}",
+                    get_cython_function_address("scipy.linalg.cython_blas", _name))
+
+
+def _scipy_blas_thread_functions():
+    """(get, set) addresses of the thread-count functions of the BLAS scipy's cython_blas uses.
+
+    pip's scipy bundles OpenBLAS with prefixed LP64 symbols (``scipy_openblas_*``), numpy its own
+    ILP64 copy (``*64_``); only the former matters here. Other builds (system OpenBLAS, MKL,
+    Accelerate) fall back to no-ops: BLAS then runs with its own thread setting.
+    """
+    candidates = [("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads")]
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas" or "scipy" not in info["filepath"]:
+            continue
+        lib = ctypes.CDLL(info["filepath"])
+        for get_name, set_name in candidates:
+            try:
+                get_fn, set_fn = getattr(lib, get_name), getattr(lib, set_name)
+            except AttributeError:
+                continue
+            return (ctypes.cast(get_fn, ctypes.c_void_p).value,
+                    ctypes.cast(set_fn, ctypes.c_void_p).value)
+    return _no_thread_control()
+
+
+def _no_thread_control():
+    """Stand-ins for BLAS libraries we cannot ask: one thread reported, settings ignored."""
+    get_fn = cfunc(types.int32())(lambda: 1)
+    set_fn = cfunc(types.void(types.int32))(lambda n: None)
+    _no_thread_control.keep_alive = (get_fn, set_fn)
+    return get_fn.address, set_fn.address
+
+
+_get_threads_address, _set_threads_address = _scipy_blas_thread_functions()
+llvm.add_symbol("fastdl_blas_get_num_threads", _get_threads_address)
+llvm.add_symbol("fastdl_blas_set_num_threads", _set_threads_address)
+
+_blas_get_num_threads = types.ExternalFunction("fastdl_blas_get_num_threads", types.int32())
+_blas_set_num_threads = types.ExternalFunction("fastdl_blas_set_num_threads",
+                                               types.void(types.int32))
+
+
+@jit
+def blas_single_threaded():
+    """Make scipy's BLAS single-threaded; returns the previous thread count for the restore."""
+    previous = _blas_get_num_threads()
+    if previous != 1:
+        _blas_set_num_threads(1)
+    return previous
+
+
+@jit
+def blas_restore_threads(previous):
+    if previous != 1:
+        _blas_set_num_threads(previous)
+
+
+@intrinsic
+def gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Fortran ``?gemm``: C = alpha op(A) op(B) + beta C, all column-major, op = 'N' or 'T'.
+
+    ``a``, ``b``, ``c`` are arrays (any layout, views allowed) whose first element is the matrix's
+    first element; ``transa``/``transb`` are ``NO_TRANS``/``TRANS``; the dtype of ``c`` picks
+    sgemm or dgemm (``a``, ``b`` must match). A row-major (r, s) array is the column-major (s, r)
+    matrix of its transpose with leading dimension s: that is how callers express row-major GEMMs.
+    """
+    dtype = c.dtype
+    if dtype not in (types.float32, types.float64) or a.dtype != dtype or b.dtype != dtype:
+        return None
+    sig = types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    symbol = "fastdl_sgemm" if dtype == types.float32 else "fastdl_dgemm"
+    # Fortran passes every argument by reference: each scalar goes to a stack slot.
+    slot_types = (types.int8, types.int8, types.int32, types.int32, types.int32, dtype, None,
+                  types.int32, None, types.int32, dtype, None, types.int32)
+
+    def codegen(context, builder, signature, args):
+        voidptr = ir.IntType(8).as_pointer()
+        pointers = []
+        for value, from_type, slot_type in zip(args, signature.args, slot_types):
+            if slot_type is None:  # array: pass its data pointer
+                data = context.make_array(from_type)(context, builder, value).data
+                pointers.append(builder.bitcast(data, voidptr))
+            else:
+                scalar = context.cast(builder, value, from_type, slot_type)
+                slot = cgutils.alloca_once_value(builder, scalar)
+                pointers.append(builder.bitcast(slot, voidptr))
+        fnty = ir.FunctionType(ir.VoidType(), [voidptr] * len(pointers))
+        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        builder.call(fn, pointers)
+        return context.get_dummy_value()
+
+    return sig, codegen

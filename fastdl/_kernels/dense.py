@@ -1,0 +1,322 @@
+"""Dense (fully connected) layer kernels: y = f(x Wᵀ + b) and its backward, on BLAS GEMMs.
+
+Shapes: x (batch, n_in), W (n_out, n_in) (PyTorch's ``Linear`` layout), b (n_out,), z and y
+(batch, n_out); all C-contiguous, one dtype (float32 or float64). ``p`` holds the activation's
+parameter: one shared value (size 1) or one per output feature (size n_out; PReLU's alpha and
+Swish's beta only); activations without a parameter ignore it. The activation is chosen by its
+id, ``ACTIVATION_IDS[name]``; ``GRAD_FROM[name]`` says which tensor its backward reads.
+
+``dense_forward(act, x, W, b, p, z, y)``: z = x Wᵀ + b, y = f(z). Pass ``z is y`` when the
+pre-activation is not needed (y then receives x Wᵀ and is activated in place); a separate ``z``
+is needed by the backward of activations whose derivative reads the input.
+
+``dense_backward(act, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)`` with g = ∂L/∂y and
+v = y or z as ``GRAD_FROM`` says:
+    dz = g ⊙ f'(v)      (softmax: dz = y ⊙ (g - Σ_j g ⊙ y), its Jacobian-vector product)
+    dx = dz W           (skipped when ``need_dx`` is False, e.g. for a first layer)
+    dW = dzᵀ x,  db = Σ_rows dz,  dp = Σ g ⊙ ∂f/∂p (per feature, or in total when p is shared)
+``accumulate`` adds dW, db, dp to the buffers' contents (BLAS beta = 1) instead of overwriting
+them. ``dz`` is a workspace; it may be ``g`` itself unless the activation has a parameter (whose
+gradient reads g after dz is written). db and dp are float64 sums in a fixed order per column:
+the same bits whatever the thread count. Only a (2, n_out) float64 scratch is allocated.
+
+How the work is split: each call makes scipy's BLAS single-threaded (see blas.py) and cuts the
+output into one block per numba thread, each block a single-threaded GEMM followed at once by
+the bias + activation epilogue on the block it just wrote (still in that core's cache). Blocks run
+along the batch when it is at least n_out (each thread then packs all of W once) and along the
+features otherwise (the smaller x is re-packed instead); softmax needs whole rows. Calls of at
+most ``SERIAL_WORK`` multiply-adds stay on the calling thread: a parallel launch would cost more
+than the GEMM, and a one-sample forward must be cheap.
+
+One parallel driver per direction serves every activation: it reaches the activation's own
+compiled loops through one flat switch per block. numba re-optimizes every callee's IR inside
+each caller's module, so compile time grows with nesting and with the number of parallel
+drivers: one driver per direction and dtype, with flat switches, keeps a cold compile of all
+twelve activations to a few seconds per dtype and direction.
+"""
+import warnings
+
+import numpy as np
+from numba import literal_unroll, prange
+from numba.core.errors import NumbaExperimentalFeatureWarning
+# numba.get_num_threads() inside a kernel calls through a ctypes pointer, which makes the kernel
+# uncacheable; this intrinsic (what numba's own parfor lowering uses) calls the symbol by name.
+from numba.np.ufunc.parallel import _iget_num_threads
+
+from fastdl._kernels import activations
+from fastdl._kernels._jit import jit, pjit
+from fastdl._kernels.activations import specialize
+from fastdl._kernels.blas import NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded, gemm
+
+SERIAL_WORK = 1 << 17  # batch · n_in · n_out at or below which a call runs on the calling thread
+COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
+MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
+
+#: activation name → id passed to the kernels
+ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
+#: activation name → 'input' (backward reads z) or 'output' (backward reads y)
+GRAD_FROM = {name: act.grad_from for name, act in activations.ACTIVATIONS.items()}
+_SOFTMAX = ACTIVATION_IDS["softmax"]
+_PARAM_GRADS = {"prelu": activations.prelu_dalpha, "swish": activations.swish_dbeta}
+
+
+# ------------------------------------------------------------------------------- GEMM blocks
+# Row-major (r, s) arrays are column-major (s, r) matrices of their transposes, leading dim s.
+
+
+@jit
+def _gemm_forward(x, W, z, r0, r1, c0, c1):
+    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ."""
+    n_in = x.shape[1]
+    ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
+    gemm(TRANS, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_in, x[r0:], ld_in,
+         0.0, z[r0:, c0:], ld_out)
+
+
+@jit
+def _gemm_dx(dz, W, dx, r0, r1, i0, i1):
+    """dx[r0:r1, i0:i1] = dz[r0:r1] W[:, i0:i1]."""
+    ld_in, ld_out = max(1, W.shape[1]), max(1, W.shape[0])
+    gemm(NO_TRANS, NO_TRANS, i1 - i0, r1 - r0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0:], ld_out,
+         0.0, dx[r0:, i0:], ld_in)
+
+
+@jit
+def _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1):
+    """dW[c0:c1, i0:i1] = dz[:, c0:c1]ᵀ x[:, i0:i1] + beta dW[c0:c1, i0:i1]."""
+    ld_in, ld_out = max(1, x.shape[1]), max(1, dz.shape[1])
+    gemm(NO_TRANS, TRANS, i1 - i0, c1 - c0, x.shape[0], 1.0, x[:, i0:], ld_in, dz[:, c0:], ld_out,
+         beta, dW[c0:, i0:], ld_in)
+
+
+@jit
+def _column_sums(a, sums, c0, c1):
+    """sums[j] = Σ_i a[i, j] for c0 <= j < c1, float64, rows in order (no thread-count dependence)."""
+    for j in range(c0, c1):
+        sums[j] = 0.0
+    for i in range(a.shape[0]):
+        ai = a[i]
+        for j in range(c0, c1):
+            sums[j] += ai[j]
+
+
+# ------------------------------------------- per-activation loops (templates for specialize)
+# Each loop takes (p, args): the parameter array and a tuple of the other arguments. With a
+# per-feature p the parameter is p[j], else p[0]: a loop-invariant choice that LLVM unswitches,
+# and that folds away for activations without a per-feature parameter (PER_FEATURE False).
+ELEM = GRAD = DPARAM = LEAVES = None
+PER_FEATURE = False
+
+
+def _bias_act_template(p, args):
+    # y = f(z + b) on the block; with store_z, z keeps z + b too. Separate loops for the in-place
+    # case: with z is y, a two-array loop fails LLVM's runtime alias check and stays scalar.
+    z, y, b, store_z, r0, r1, c0, c1 = args
+    per_feature = PER_FEATURE and p.size != 1
+    shared = p[0]
+    for i in range(r0, r1):
+        yi = y[i]
+        if store_z:
+            zi = z[i]
+            for j in range(c0, c1):
+                v = zi[j] + b[j]
+                zi[j] = v
+                yi[j] = ELEM(v, p[j] if per_feature else shared)
+        else:
+            for j in range(c0, c1):
+                yi[j] = ELEM(yi[j] + b[j], p[j] if per_feature else shared)
+
+
+def _dz_template(p, args):
+    g, v, dz, r0, r1 = args
+    per_feature = PER_FEATURE and p.size != 1
+    shared = p[0]
+    for i in range(r0, r1):
+        gi = g[i]
+        vi = v[i]
+        di = dz[i]
+        for j in range(v.shape[1]):
+            di[j] = gi[j] * GRAD(vi[j], p[j] if per_feature else shared)
+
+
+def _dparam_template(p, args):
+    # sums[j] = Σ_i g[i, j] ∂f/∂p(v[i, j]), float64, rows in order
+    g, v, sums, c0, c1 = args
+    per_feature = PER_FEATURE and p.size != 1
+    shared = p[0]
+    for i in range(v.shape[0]):
+        gi = g[i]
+        vi = v[i]
+        for j in range(c0, c1):
+            sums[j] += gi[j] * DPARAM(vi[j], p[j] if per_feature else shared)
+
+
+@jit
+def _bias_softmax(p, args):
+    # the block holds whole rows (c0 = 0, c1 = n_out)
+    z, y, b, store_z, r0, r1, c0, c1 = args
+    for i in range(r0, r1):
+        zi = z[i]
+        for j in range(c0, c1):
+            zi[j] += b[j]
+    activations.softmax_rows(z[r0:r1], y[r0:r1])
+
+
+@jit
+def _dz_softmax(p, args):
+    g, v, dz, r0, r1 = args
+    activations.softmax_backward_rows(g[r0:r1], v[r0:r1], dz[r0:r1])
+
+
+@jit
+def _nothing(p, args):
+    pass
+
+
+def _switch_template(kind, p, args):
+    # LEAVES[kind](p, args), unrolled into one flat test per activation
+    i = 0
+    for leaf in literal_unroll(LEAVES):
+        if i == kind:
+            leaf(p, args)
+        i += 1
+
+
+def _switches():
+    """(epilogue, dz, dparam) switches: ``f(kind, p, args)`` runs that activation's loop."""
+    leaves = {"epilogue": [], "dz": [], "dparam": []}
+    for name, act in activations.ACTIVATIONS.items():
+        def loop(template, part, **elements):
+            return specialize(template, f"dense_{name}_{part}", jit,
+                              PER_FEATURE=name in _PARAM_GRADS, **elements)
+        if name == "softmax":
+            leaves["epilogue"].append(_bias_softmax)
+            leaves["dz"].append(_dz_softmax)
+        else:
+            leaves["epilogue"].append(loop(_bias_act_template, "epilogue", ELEM=act.elem))
+            leaves["dz"].append(loop(_dz_template, "dz", GRAD=act.grad))
+        leaves["dparam"].append(loop(_dparam_template, "dparam", DPARAM=_PARAM_GRADS[name])
+                                if name in _PARAM_GRADS else _nothing)
+    return tuple(specialize(_switch_template, f"dense_{part}_switch", jit, LEAVES=tuple(funcs))
+                 for part, funcs in leaves.items())
+
+
+_EPILOGUE, _DZ, _DPARAM = _switches()
+# literal_unroll over a tuple of jitted functions types them as first-class functions, which numba
+# flags as experimental at every compile; the calls are plain indirect calls (one per block).
+warnings.filterwarnings("ignore", "First-class function type feature is experimental",
+                        NumbaExperimentalFeatureWarning)
+
+
+# ----------------------------------------------------------------------------------- drivers
+
+
+@jit
+def _split(n_rows, n_cols, by_rows, work):
+    """Cut an (n_rows, n_cols) output into blocks, one per numba thread (or 1 when ``work`` is
+    small): returns (number of blocks, rows or columns per block)."""
+    n, align, least = (n_rows, 1, MIN_ROWS) if by_rows else (n_cols, COL_ALIGN, COL_ALIGN)
+    parts = 1 if work <= SERIAL_WORK else max(1, min(_iget_num_threads(), n // least))
+    span = (n + parts - 1) // parts
+    span = max(align, (span + align - 1) // align * align)
+    return max(1, (n + span - 1) // span), span
+
+
+@jit
+def _block(t, span, n_rows, n_cols, by_rows):
+    """(r0, r1, c0, c1) of block t of a split made by ``_split``."""
+    if by_rows:
+        return t * span, min(n_rows, (t + 1) * span), 0, n_cols
+    return 0, n_rows, t * span, min(n_cols, (t + 1) * span)
+
+
+@jit
+def _forward_block(kind, x, W, b, p, z, y, store_z, r0, r1, c0, c1):
+    _gemm_forward(x, W, z, r0, r1, c0, c1)
+    _EPILOGUE(kind, p, (z, y, b, store_z, r0, r1, c0, c1))
+
+
+@pjit
+def dense_forward(kind, x, W, b, p, z, y):
+    """z = x Wᵀ + b, y = f(z) for the activation ``kind`` (see the module docstring)."""
+    batch, n_in = x.shape
+    n_out = W.shape[0]
+    store_z = z.ctypes.data != y.ctypes.data
+    previous = blas_single_threaded()
+    by_rows = kind == _SOFTMAX or batch >= n_out
+    blocks, span = _split(batch, n_out, by_rows, batch * n_in * n_out)
+    if blocks == 1:
+        _forward_block(kind, x, W, b, p, z, y, store_z, 0, batch, 0, n_out)
+    else:
+        for t in prange(blocks):
+            r0, r1, c0, c1 = _block(t, span, batch, n_out, by_rows)
+            _forward_block(kind, x, W, b, p, z, y, store_z, r0, r1, c0, c1)
+    blas_restore_threads(previous)
+
+
+@jit
+def _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, r0, r1, i0, i1):
+    if by_rows:
+        _DZ(kind, p, (g, v, dz, r0, r1))
+    if need_dx:
+        _gemm_dx(dz, W, dx, r0, r1, i0, i1)
+
+
+@jit
+def _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, c0, c1, i0, i1):
+    _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1)
+    if by_out:
+        _column_sums(dz, sums[0], c0, c1)
+        _DPARAM(kind, p, (g, v, sums[1], c0, c1))  # sums[1] starts at 0
+
+
+@pjit
+def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate):
+    """dz, dx, dW, db, dp of the dense layer for the activation ``kind`` (see the module docstring)."""
+    batch, n_in = x.shape
+    n_out = W.shape[0]
+    work = batch * n_in * n_out
+    previous = blas_single_threaded()
+    # 1. dz by row blocks, each followed by its rows of dx while the block is hot; a small batch
+    #    computes dz at once and splits dx along n_in instead.
+    by_rows = batch >= 2 * MIN_ROWS
+    blocks, span = _split(batch, n_in, by_rows, work)
+    if not by_rows:
+        _dz_dx_block(kind, g, W, v, p, dz, dx, False, True, 0, batch, 0, n_in)
+    if blocks == 1:
+        _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, 0, batch, 0, n_in)
+    else:
+        for t in prange(blocks):
+            r0, r1, i0, i1 = _block(t, span, batch, n_in, by_rows)
+            _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, r0, r1, i0, i1)
+    # 2. dW by blocks of its rows (output features) with db and dp of the same columns; a narrow
+    #    layer (few outputs) splits dW along n_in and sums its few columns afterwards.
+    sums = np.zeros((2, n_out))
+    beta = 1.0 if accumulate else 0.0
+    by_out = n_out >= 2 * COL_ALIGN
+    blocks, span = _split(n_out, n_in, by_out, work)
+    if blocks == 1:
+        _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, 0, n_out, 0, n_in)
+    else:
+        for t in prange(blocks):
+            c0, c1, i0, i1 = _block(t, span, n_out, n_in, by_out)
+            _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, c0, c1, i0, i1)
+    if not by_out:  # the sums only (an empty GEMM)
+        _dW_block(kind, g, x, v, p, dz, dW, sums, beta, True, 0, n_out, 0, 0)
+    blas_restore_threads(previous)
+    _store_sums(sums, db, dp, accumulate)
+
+
+@jit
+def _store_sums(sums, db, dp, accumulate):
+    """db (+)= sums[0]; dp (+)= sums[1], or its ordered total when the parameter is shared."""
+    for j in range(db.size):
+        db[j] = sums[0, j] + db[j] if accumulate else sums[0, j]
+    if dp.size == 1 and db.size != 1:
+        total = 0.0
+        for j in range(db.size):
+            total += sums[1, j]
+        dp[0] = total + dp[0] if accumulate else total
+    else:
+        for j in range(dp.size):
+            dp[j] = sums[1, j] + dp[j] if accumulate else sums[1, j]

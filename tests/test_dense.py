@@ -1,0 +1,215 @@
+"""Dense layer: forward and backward against the numpy reference and torch, for every activation.
+
+Shapes are small but chosen to reach every code path: serial (batch 1, n_out 1), blocks along the
+batch, along the output features, and along n_in (a narrow layer's dW; a small batch's dx).
+"""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl._kernels.reference import dense as ref
+from fastdl.functional import dense, dense_backward
+
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "softmax",
+               "gelu", "gelu_tanh", "swish", "silu"]
+GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
+# (batch, n_in, n_out): serial, n_out 1, rows split, features split with n_in < n_out and a small
+# batch, narrow output (dW split along n_in)
+SHAPES = [(1, 5, 3), (7, 13, 1), (80, 45, 37), (9, 70, 260), (50, 300, 10)]
+
+
+def _kwargs(activation, n_out, per_feature, rng):
+    """(the functional layer's keyword arguments, the parameter as the reference takes it)."""
+    if activation in ("prelu", "swish"):
+        p = rng.uniform(0.1, 1.5, n_out) if per_feature else 0.3
+        return {("alpha" if activation == "prelu" else "beta"): p}, p
+    return {"leaky_relu": ({"negative_slope": 0.05}, 0.05), "elu": ({"alpha": 0.7}, 0.7),
+            "gelu_tanh": ({"approximate": "tanh"}, 0.0)}.get(activation, ({}, 0.0))
+
+
+def _problem(shape, dtype, rng):
+    batch, n_in, n_out = shape
+    x = rng.standard_normal((batch, n_in)).astype(dtype)
+    W = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    g = rng.standard_normal((batch, n_out)).astype(dtype)
+    return x, W, b, g
+
+
+def _close(got, want, dtype):
+    want = np.asarray(want, dtype=np.float64)
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    tol = 1e-11 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=tol, atol=tol * scale)
+
+
+def _run(activation, x, W, b, g, kwargs):
+    fn = "gelu" if activation == "gelu_tanh" else activation
+    y, z = dense(x, W, b, fn, return_preactivation=True, **kwargs)
+    v = {"z": z} if activation in GRAD_FROM_INPUT else {"y": y}
+    return y, z, dense_backward(g, x, W, activation=fn, **v, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_matches_reference(activation, dtype):
+    rng = np.random.default_rng(ACTIVATIONS.index(activation))
+    for shape in SHAPES:
+        for per_feature in ((False, True) if activation in ("prelu", "swish") else (False,)):
+            x, W, b, g = _problem(shape, dtype, rng)
+            kwargs, p = _kwargs(activation, shape[2], per_feature, rng)
+            y, z, grads = _run(activation, x, W, b, g, kwargs)
+            z_ref, y_ref = ref.dense(x, W, b, activation, p)
+            assert y.dtype == dtype and y.shape == (shape[0], shape[2])
+            _close(z, z_ref, dtype)
+            _close(y, y_ref, dtype)
+            for got, want in zip(grads, ref.dense_backward(g, x, W, b, activation, p)):
+                _close(got, want, dtype)
+            if activation in ("prelu", "swish"):
+                assert grads[3].shape == np.shape(p)
+
+
+def _torch_activation(torch, activation, t, p):
+    F = torch.nn.functional
+    return {
+        "identity": lambda: t, "sigmoid": lambda: torch.sigmoid(t), "tanh": lambda: torch.tanh(t),
+        "relu": lambda: F.relu(t), "leaky_relu": lambda: F.leaky_relu(t, 0.05),
+        "prelu": lambda: torch.where(t > 0, t, p * t), "elu": lambda: F.elu(t, 0.7),
+        "softmax": lambda: torch.softmax(t, -1), "gelu": lambda: F.gelu(t),
+        "gelu_tanh": lambda: F.gelu(t, approximate="tanh"),
+        "swish": lambda: t * torch.sigmoid(p * t), "silu": lambda: F.silu(t),
+    }[activation]()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_matches_torch(activation, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(100 + ACTIVATIONS.index(activation))
+    x, W, b, g = _problem((37, 45, 29), dtype, rng)
+    kwargs, p = _kwargs(activation, 29, True, rng)
+    y, _, grads = _run(activation, x, W, b, g, kwargs)
+    tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    tp = torch.tensor(np.asarray(p, dtype=dtype), requires_grad=True)
+    ty = _torch_activation(torch, activation, torch.nn.functional.linear(tx, tW, tb), tp)
+    ty.backward(torch.from_numpy(g))
+    _close(y, ty.detach().numpy(), dtype)
+    for got, want in zip(grads, (tx.grad, tW.grad, tb.grad)):
+        _close(got, want.numpy(), dtype)
+    if activation in ("prelu", "swish"):
+        _close(grads[3], tp.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("activation", ["relu", "prelu"])
+def test_accumulate_adds_to_existing_gradients(activation):
+    rng = np.random.default_rng(7)
+    x, W, b, g = _problem((80, 45, 37), np.float32, rng)
+    kwargs = {"alpha": np.float32(0.2)} if activation == "prelu" else {}
+    y, z = dense(x, W, b, activation, return_preactivation=True, **kwargs)
+    v = {"z": z} if activation == "prelu" else {"y": y}
+    fresh = dense_backward(g, x, W, activation=activation, **v, **kwargs)[1:]
+    buffers = [rng.standard_normal(np.shape(a)).astype(np.float32) for a in fresh]
+    before = [a.copy() for a in buffers]
+    names = ["dW", "db", "dparam"][:len(buffers)]
+    out = dense_backward(g, x, W, activation=activation, need_dx=False, accumulate=True, **v,
+                         **kwargs, **dict(zip(names, buffers)))
+    assert out[0] is None
+    for got, buf, old, new in zip(out[1:], buffers, before, fresh):
+        assert got is buf
+        np.testing.assert_allclose(buf, old + new, rtol=1e-5, atol=1e-5)
+
+
+def test_same_bits_for_one_and_two_threads():
+    rng = np.random.default_rng(3)
+    x, W, b, g = _problem((96, 64, 200), np.float32, rng)
+    alpha = rng.uniform(0.1, 0.5, 200).astype(np.float32)
+    results = []
+    previous = fastdl.get_num_threads()
+    try:
+        for threads in (1, 2):
+            fastdl.set_num_threads(threads)
+            y, z = dense(x, W, b, "prelu", return_preactivation=True, alpha=alpha)
+            results.append((y, z) + dense_backward(g, x, W, activation="prelu", z=z, alpha=alpha))
+    finally:
+        fastdl.set_num_threads(previous)
+    for one, two in zip(*results):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_blas_thread_setting_is_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(4)
+    x, W, b, g = _problem((64, 64, 64), np.float64, rng)
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    y = dense(x, W, b, "tanh")
+    dense_backward(g, x, W, activation="tanh", y=y)
+    assert blas_threads() == before
+
+
+def test_leading_axes_out_and_in_place_preactivation():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6))
+    W = rng.standard_normal((4, 6))
+    b = rng.standard_normal(4)
+    out = np.empty((2, 3, 4))
+    y = dense(x, W, b, "sigmoid", out=out)
+    assert y is out
+    _close(y, ref.dense(x.reshape(-1, 6), W, b, "sigmoid")[1].reshape(2, 3, 4), np.float64)
+    _close(dense(x[0, 0], W, None, "identity"), x[0, 0] @ W.T, np.float64)
+    # integer x follows W's dtype; n_in = 0 gives f(b)
+    assert dense(np.ones((2, 6), dtype=np.int64), W.astype(np.float32), b.astype(np.float32),
+                 "relu").dtype == np.float32
+    _close(dense(np.empty((3, 0)), np.empty((4, 0)), b, "tanh"), np.tile(np.tanh(b), (3, 1)),
+           np.float64)
+
+
+def test_nan_propagates_through_its_row():
+    x = np.ones((3, 4))
+    x[1, 2] = np.nan
+    y = dense(x, np.ones((5, 4)), np.zeros(5), "relu")
+    assert np.isnan(y[1]).all() and not np.isnan(y[[0, 2]]).any()
+
+
+def test_bad_input_errors_name_the_argument():
+    W = np.ones((3, 4), np.float32)
+    b = np.zeros(3, np.float32)
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match="x has shape .* n_in = 4"):
+        dense(np.ones((2, 5), np.float32), W, b)
+    with pytest.raises(ValueError, match=r"b must be .* shape \(3,\)"):
+        dense(x, W, np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="x has dtype float64, but W has dtype float32"):
+        dense(x.astype(np.float64), W, b)
+    with pytest.raises(TypeError, match="b has dtype float64"):
+        dense(x, W, b.astype(np.float64))
+    with pytest.raises(ValueError, match="W must be C-contiguous"):
+        dense(np.ones((2, 3), np.float32), W.T, np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="W must be float32 or float64"):
+        dense(x, W.astype(np.int32), b)
+    with pytest.raises(ValueError, match="unknown activation 'relu6'"):
+        dense(x, W, b, "relu6")
+    with pytest.raises(TypeError, match="'relu' takes no parameters"):
+        dense(x, W, b, "relu", alpha=0.1)
+    with pytest.raises(ValueError, match=r"alpha must be a scalar or shape \(3,\)"):
+        dense(x, W, b, "prelu", alpha=np.ones(4))
+    square = np.ones((3, 3), np.float32)
+    with pytest.raises(ValueError, match="out must not share memory"):
+        dense(square, square.copy(), b, out=square)
+    g = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="computed from the output: pass y"):
+        dense_backward(g, x, W, activation="sigmoid", z=g)
+    with pytest.raises(ValueError, match="pre-activation: pass z"):
+        dense_backward(g, x, W, activation="gelu", y=g)
+    with pytest.raises(ValueError, match="grad has shape"):
+        dense_backward(np.ones((3, 3), np.float32), x, W, activation="relu", y=g)
+    dW = np.full((3, 4), 5.0, np.float32)
+    with pytest.raises(ValueError, match="pass dW, db"):
+        dense_backward(g, x, W, activation="relu", y=g, dW=dW, accumulate=True)
+    with pytest.raises(TypeError, match="db has dtype float64"):
+        dense_backward(g, x, W, activation="relu", y=g, dW=dW, db=np.zeros(3))
+    assert (dW == 5.0).all()  # a rejected call writes nothing
