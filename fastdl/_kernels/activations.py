@@ -1,27 +1,106 @@
-"""Activation functions: scalar elements, then the array kernels built from them.
+"""Activation functions: scalar elements, the table naming them, and the array kernels built from them.
 
-Element functions take one float32/float64 scalar ``x`` and the activation's parameter ``p``
-(LeakyReLU's slope, ELU's alpha, PReLU's alpha, Swish's beta; ignored elsewhere) of the same type,
-and return that type: constants are written ``T(c)`` with ``T = type(x)`` so float32 math never
-widens to float64. The dense kernels fuse the same elements into their GEMM epilogue, so each
-formula exists exactly once.
+Elements
+--------
+``<name>_elem(x, p)`` is f(x) for one float32/float64 scalar ``x`` and the activation's parameter
+``p`` (LeakyReLU's slope, PReLU's and ELU's alpha, Swish's beta; ignored elsewhere) of the same
+type, returning that type: constants are written ``T(c)`` with ``T = type(x)`` so float32 math
+never widens to float64. ``<name>_grad(v, p)`` is the derivative f'(x) evaluated from ``v``, the
+tensor named in the table's ``grad_from``: the output y where that is cheaper (sigmoid, tanh, relu,
+elu; identity) and the input x otherwise. ``prelu_dalpha`` and ``swish_dbeta`` are ∂f/∂p. The dense
+kernels fuse the same elements into their GEMM epilogue, so each formula exists exactly once.
 
-``<name>_grad`` is the derivative f'(·) evaluated from the tensor named in ``GRAD_FROM``: the
-output y where that is cheaper (sigmoid, tanh, relu, elu) and the input x otherwise.
+At x = 0 the kinks take the left derivative, as torch does: relu'(0) = 0, leaky_relu'(0) =
+negative_slope, prelu'(0) = alpha, elu'(0) = alpha (the seed's 1 is the right derivative).
+
+Every element propagates NaN and gives the mathematical limit at ±inf (x·σ(x) → 0 as x → -inf,
+not inf·0 = NaN), and is accurate in both tails (σ from e^{-|x|}, GELU from erfc, not 1 + erf).
+
+Array kernels
+-------------
+Built by one factory from the elements over flat C-contiguous arrays: ``forward(x, p, out)`` is
+out = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v). Up to ``SERIAL_MAX`` elements they run a
+plain loop on the calling thread (no thread launch); above it they split into ``CHUNK``-sized
+tasks over numba's threads. Parameter gradients (PReLU's alpha, Swish's beta; one shared scalar or
+one per feature = last axis) are float64 sums in an order fixed by the array size alone (pairwise
+within blocks, then blocks, chunks and rows in order), so they are bit-identical whatever the
+thread count; so is every output, because each element rounds the same way in vectorised and
+scalar code (see ``_tamed``). ``out`` may be one of the inputs (in-place).
+
+Kernels are specialised from plain-Python templates with :func:`specialize` rather than closures:
+numba hashes a closure's captured dispatchers by a random per-process id, so closures never hit
+the on-disk cache (each run recompiles and adds a cache file).
 """
+import types as pytypes
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
 from fastdl._kernels import vmath
-from fastdl._kernels._jit import jit
+from fastdl._kernels._jit import FASTMATH, jit, pjit
+
+# Sums whose order must not depend on how a loop was vectorised: no 'reassoc'.
+ordered_jit = partial(jit, fastmath=FASTMATH - {"reassoc"})
 
 _SQRT1_2 = 0.7071067811865476  # 1/sqrt(2)
-_SQRT2_PI = 0.7978845608028654  # sqrt(2/pi)
 _INV_SQRT2PI = 0.3989422804014327  # 1/sqrt(2*pi)
+_TWO_SQRT2_PI = 1.5957691216057308  # 2*sqrt(2/pi): gelu_tanh uses sigma(2u) = (1 + tanh u)/2
+_GELU_CUBIC = 0.044715
+
+SERIAL_MAX = 1 << 15  # at most this many elements: one thread, no parallel launch
+CHUNK = 1 << 14  # elements per parallel task; fixed, so reductions do not depend on thread count
+PAIRWISE_BLOCK = 256  # parameter-gradient terms summed pairwise per block of this many
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+@jit
+def _sigmoid_parts(z):
+    """(σ(z), σ(z)σ(-z)) from one e^{-|z|}: never overflows, full relative accuracy in both tails."""
+    T = type(z)
+    e = vmath.exp(-abs(z))
+    r = T(1.0) / (T(1.0) + e)
+    return (r if z >= T(0.0) else e * r), e * r * r
+
+
+@jit
+def _scaled(x, w):
+    """x·w, but 0 where the weight w is 0: the limit of x·w(x) when w decays faster than x grows."""
+    return type(x)(0.0) if w == type(w)(0.0) else x * w
+
+
+@jit
+def _tamed(x):
+    """x limited to ±1e4, for terms x·w(x) whose weight w is exactly 0 beyond that (no inf·0).
+
+    Used instead of _scaled where a sum follows: a select between the product and the sum lets
+    the compiler fuse (FMA) in vectorised code but not in the scalar remainder, and results would
+    depend on where a chunk boundary falls.
+    """
+    T = type(x)
+    return min(max(x, T(-1e4)), T(1e4))
+
+
+# ------------------------------------------------------------------------------------ elements
+
+
+@jit
+def identity_elem(x, p):
+    return x
+
+
+@jit
+def identity_grad(v, p):
+    return type(v)(1.0)
 
 
 @jit
 def sigmoid_elem(x, p):
-    """σ(x) = 1 / (1 + e^{-x}); exact 0 / 1 in the tails, NaN in → NaN out."""
-    T = type(x)
-    return T(1.0) / (T(1.0) + vmath.exp(-x))
+    """σ(x) = 1 / (1 + e^{-x}); exactly 0 / 1 in the far tails."""
+    return _sigmoid_parts(x)[0]
 
 
 @jit
@@ -43,12 +122,368 @@ def tanh_grad(y, p):
 
 @jit
 def relu_elem(x, p):
-    """max(x, 0); NaN propagates."""
-    return x if not x < 0 else type(x)(0.0) * x
+    """max(x, 0), NaN kept (x < 0 is False for NaN)."""
+    return type(x)(0.0) if x < type(x)(0.0) else x
 
 
 @jit
 def relu_grad(y, p):
-    """1 where y > 0, else 0 (0 at x = 0, as torch)."""
+    """1 where y > 0, else 0 (0 at x = 0, as torch), from the output y."""
     T = type(y)
-    return T(1.0) if y > 0 else T(0.0)
+    return T(0.0) if y <= T(0.0) else T(1.0)
+
+
+@jit
+def leaky_relu_elem(x, p):
+    """x for x ≥ 0, p·x below (p = negative_slope, or PReLU's alpha)."""
+    return x * p if x < type(x)(0.0) else x
+
+
+@jit
+def leaky_relu_grad(x, p):
+    """1 for x > 0, p for x ≤ 0 (p at x = 0, as torch), from the input x."""
+    return type(x)(1.0) if x > type(x)(0.0) else p
+
+
+prelu_elem = leaky_relu_elem
+prelu_grad = leaky_relu_grad
+
+
+@jit
+def prelu_dalpha(x, alpha):
+    """∂prelu/∂alpha = x for x ≤ 0, else 0."""
+    return type(x)(0.0) if x > type(x)(0.0) else x
+
+
+@jit
+def elu_elem(x, alpha):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    return x if x > type(x)(0.0) else alpha * vmath.expm1(x)
+
+
+@jit
+def elu_grad(y, alpha):
+    """1 for y > 0, y + alpha = alpha e^x otherwise (alpha at 0), from the output y (alpha ≥ 0)."""
+    return type(y)(1.0) if y > type(y)(0.0) else y + alpha
+
+
+@jit
+def gelu_elem(x, p):
+    """x Φ(x) = x erfc(-x/√2) / 2 (erfc keeps the left tail accurate; 1 + erf would cancel)."""
+    T = type(x)
+    return _scaled(x, T(0.5) * vmath.erfc(-x * T(_SQRT1_2)))
+
+
+@jit
+def gelu_grad(x, p):
+    """Φ(x) + x φ(x), from the input x."""
+    T = type(x)
+    pdf = T(_INV_SQRT2PI) * vmath.exp(T(-0.5) * x * x)
+    return T(0.5) * vmath.erfc(-x * T(_SQRT1_2)) + _tamed(x) * pdf
+
+
+@jit
+def gelu_tanh_elem(x, p):
+    """x (1 + tanh u) / 2 = x σ(2u), u = √(2/π)(x + 0.044715 x³) (torch's approximate='tanh')."""
+    T = type(x)
+    return _scaled(x, _sigmoid_parts(T(_TWO_SQRT2_PI) * (x + T(_GELU_CUBIC) * x * x * x))[0])
+
+
+@jit
+def gelu_tanh_grad(x, p):
+    """σ(2u) + x σ'(2u) · 2u'(x), from the input x."""
+    T = type(x)
+    s, ds = _sigmoid_parts(T(_TWO_SQRT2_PI) * (x + T(_GELU_CUBIC) * x * x * x))
+    xt = _tamed(x)
+    return s + xt * T(_TWO_SQRT2_PI) * (T(1.0) + T(3.0 * _GELU_CUBIC) * xt * xt) * ds
+
+
+@jit
+def swish_elem(x, beta):
+    """x σ(beta x)."""
+    return _scaled(x, _sigmoid_parts(beta * x)[0])
+
+
+@jit
+def swish_grad(x, beta):
+    """σ(βx) + βx σ(βx) σ(-βx), from the input x."""
+    z = beta * x
+    s, ds = _sigmoid_parts(z)
+    return s + _tamed(z) * ds
+
+
+@jit
+def swish_dbeta(x, beta):
+    """∂swish/∂beta = x² σ(βx) σ(-βx)."""
+    return _scaled(x * x, _sigmoid_parts(beta * x)[1])
+
+
+@jit
+def silu_elem(x, p):
+    """x σ(x) (swish with beta = 1)."""
+    return swish_elem(x, type(x)(1.0))
+
+
+@jit
+def silu_grad(x, p):
+    return swish_grad(x, type(x)(1.0))
+
+
+# ------------------------------------------------------------------------------ softmax rows
+
+
+@jit
+def _softmax_row(z, out):
+    """out = e^{z - max z} / Σ e^{z - max z}; a NaN anywhere (or a row of -inf) makes the row NaN."""
+    n = z.size
+    if n == 0:
+        return
+    m = z[0]
+    for j in range(1, n):
+        m = z[j] if z[j] > m else m
+    total = type(m)(0.0)
+    for j in range(n):
+        e = vmath.exp(z[j] - m)
+        out[j] = e
+        total += e
+    scale = type(m)(1.0) / total
+    for j in range(n):
+        out[j] *= scale
+
+
+@jit
+def softmax_rows(z, out):
+    """Row-wise softmax of a 2-D block (serial: callable from inside other kernels' prange)."""
+    for i in range(z.shape[0]):
+        _softmax_row(z[i], out[i])
+
+
+@jit
+def _softmax_backward_row(g, y, out):
+    if y.size == 0:
+        return
+    dot = type(y[0])(0.0)
+    for j in range(y.size):
+        dot += g[j] * y[j]
+    for j in range(y.size):
+        out[j] = y[j] * (g[j] - dot)
+
+
+@jit
+def softmax_backward_rows(g, y, out):
+    """Softmax JVP per row: out = y ⊙ (g - Σ g ⊙ y) = (diag(y) - y yᵀ) g (serial, 2-D block)."""
+    for i in range(y.shape[0]):
+        _softmax_backward_row(g[i], y[i], out[i])
+
+
+@pjit
+def softmax_forward(z, out):
+    """softmax_rows over a 2-D array, rows spread over threads when large."""
+    rows = z.shape[0]
+    if z.size <= SERIAL_MAX:
+        softmax_rows(z, out)
+    else:
+        for i in prange(rows):
+            _softmax_row(z[i], out[i])
+
+
+@pjit
+def softmax_backward(g, y, out):
+    """softmax_backward_rows over a 2-D array, rows spread over threads when large."""
+    rows = y.shape[0]
+    if y.size <= SERIAL_MAX:
+        softmax_backward_rows(g, y, out)
+    else:
+        for i in prange(rows):
+            _softmax_backward_row(g[i], y[i], out[i])
+
+
+# --------------------------------------------------------------------- kernel templates
+# Plain functions over the placeholder globals below; specialize() binds them to elements.
+
+ELEM = GRAD = DPARAM = CHUNK_SUM = None
+
+
+def _forward_template(x, p, out):
+    n = x.size
+    if n <= SERIAL_MAX:
+        for i in range(n):
+            out[i] = ELEM(x[i], p)
+    else:
+        for c in prange((n + CHUNK - 1) // CHUNK):
+            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+                out[i] = ELEM(x[i], p)
+
+
+def _backward_template(g, v, p, out):
+    n = v.size
+    if n <= SERIAL_MAX:
+        for i in range(n):
+            out[i] = g[i] * GRAD(v[i], p)
+    else:
+        for c in prange((n + CHUNK - 1) // CHUNK):
+            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+                out[i] = g[i] * GRAD(v[i], p)
+
+
+def _forward_features_template(x, p, out):
+    # x, out: (rows, features); p: (features,)
+    rows, features = x.shape
+    block = max(1, CHUNK // features)
+    if x.size <= SERIAL_MAX:
+        for i in range(rows):
+            for j in range(features):
+                out[i, j] = ELEM(x[i, j], p[j])
+    else:
+        for c in prange((rows + block - 1) // block):
+            for i in range(c * block, min(rows, (c + 1) * block)):
+                for j in range(features):
+                    out[i, j] = ELEM(x[i, j], p[j])
+
+
+def _param_backward_chunk_template(g, x, p, out, start, stop):
+    # float64 terms of each block of PAIRWISE_BLOCK elements are summed pairwise in a fixed
+    # tree (elementwise adds, so vectorising cannot reorder them), then the blocks in order
+    terms = np.empty(PAIRWISE_BLOCK)
+    total = 0.0
+    for begin in range(start, stop, PAIRWISE_BLOCK):
+        size = min(PAIRWISE_BLOCK, stop - begin)
+        for k in range(size):
+            gi = g[begin + k]
+            xi = x[begin + k]
+            out[begin + k] = gi * GRAD(xi, p)
+            terms[k] = np.float64(gi) * np.float64(DPARAM(xi, p))  # exact product
+        terms[size:] = 0.0
+        width = PAIRWISE_BLOCK // 2
+        while width:
+            for k in range(width):
+                terms[k] += terms[k + width]
+            width //= 2
+        total += terms[0]
+    return total
+
+
+def _param_backward_template(g, x, p, out):
+    # out = g * f'(x); returns sum(g * df/dp) in float64, summed per fixed chunk then in order
+    n = x.size
+    chunks = (n + CHUNK - 1) // CHUNK
+    partial = np.zeros(chunks)
+    if n <= SERIAL_MAX:
+        for c in range(chunks):
+            partial[c] = CHUNK_SUM(g, x, p, out, c * CHUNK, min(n, (c + 1) * CHUNK))
+    else:
+        for c in prange(chunks):
+            partial[c] = CHUNK_SUM(g, x, p, out, c * CHUNK, min(n, (c + 1) * CHUNK))
+    total = 0.0
+    for c in range(chunks):
+        total += partial[c]
+    return total
+
+
+def _param_backward_features_chunk_template(g, x, p, out, acc, start, stop):
+    for i in range(start, stop):
+        for j in range(x.shape[1]):
+            gi = g[i, j]
+            xi = x[i, j]
+            out[i, j] = gi * GRAD(xi, p[j])
+            acc[j] += np.float64(gi) * np.float64(DPARAM(xi, p[j]))  # rows in order, per feature
+
+
+def _param_backward_features_template(g, x, p, out):
+    # as _param_backward_template with one parameter per feature (rows, features): returns (features,)
+    rows, features = x.shape
+    block = max(1, CHUNK // features)
+    chunks = (rows + block - 1) // block
+    partial = np.zeros((chunks, features))
+    if x.size <= SERIAL_MAX:
+        for c in range(chunks):
+            CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
+    else:
+        for c in prange(chunks):
+            CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
+    total = np.zeros(features)
+    for c in range(chunks):
+        for j in range(features):
+            total[j] += partial[c, j]
+    return total
+
+
+def specialize(template, name, decorator, **bindings):
+    """Compile ``template`` with its placeholder globals bound to ``bindings`` under its own name.
+
+    A fresh function object shares the template's code but gets its own globals and qualname, so
+    numba caches each specialisation in its own file and finds it again in the next process.
+    """
+    namespace = dict(template.__globals__)
+    namespace.update(bindings)
+    func = pytypes.FunctionType(template.__code__, namespace, name)
+    func.__qualname__ = name
+    func.__doc__ = template.__doc__
+    return decorator(func)
+
+
+class Activation(NamedTuple):
+    """One activation: its elements, which tensor its derivative reads, and its array kernels."""
+
+    elem: object  # f(x, p)
+    grad: object  # f'(v, p), v = the tensor named by grad_from
+    grad_from: str  # 'input' or 'output'
+    default: float  # the parameter's default (0.0 where there is none)
+    forward: object  # forward(x, p, out) over flat arrays
+    backward: object  # backward(g, v, p, out) over flat arrays
+
+
+def _activation(name, elem, grad, grad_from, default=0.0):
+    return Activation(
+        elem, grad, grad_from, default,
+        specialize(_forward_template, f"{name}_forward", pjit, ELEM=elem),
+        specialize(_backward_template, f"{name}_backward", pjit, GRAD=grad),
+    )
+
+
+#: name → Activation, read by the functional layer and the dense kernels. Softmax is row-wise, not
+#: an element: see softmax_rows / softmax_backward_rows and softmax_forward / softmax_backward.
+ACTIVATIONS = {
+    "identity": _activation("identity", identity_elem, identity_grad, "output"),
+    "sigmoid": _activation("sigmoid", sigmoid_elem, sigmoid_grad, "output"),
+    "tanh": _activation("tanh", tanh_elem, tanh_grad, "output"),
+    "relu": _activation("relu", relu_elem, relu_grad, "output"),
+    "leaky_relu": _activation("leaky_relu", leaky_relu_elem, leaky_relu_grad, "input", 0.01),
+    "prelu": _activation("prelu", prelu_elem, prelu_grad, "input", 0.25),
+    "elu": _activation("elu", elu_elem, elu_grad, "output", 1.0),
+    "softmax": Activation(None, None, "output", 0.0, softmax_forward, softmax_backward),
+    "gelu": _activation("gelu", gelu_elem, gelu_grad, "input"),
+    "gelu_tanh": _activation("gelu_tanh", gelu_tanh_elem, gelu_tanh_grad, "input"),
+    "swish": _activation("swish", swish_elem, swish_grad, "input", 1.0),
+    "silu": _activation("silu", silu_elem, silu_grad, "input"),
+}
+
+
+class ParamKernels(NamedTuple):
+    """The extra kernels of an activation with a learnable parameter (shared or one per feature)."""
+
+    forward_features: object  # (x2, p, out2): x2 (rows, features), p (features,)
+    backward_shared: object  # (g, x, p, out) -> sum g*df/dp (float64), flat arrays
+    backward_features: object  # (g2, x2, p, out2) -> (features,) float64
+
+
+def _param_kernels(name, dparam):
+    act = ACTIVATIONS[name]
+    shared_chunk = specialize(_param_backward_chunk_template, f"{name}_dparam_chunk", ordered_jit,
+                              GRAD=act.grad, DPARAM=dparam)
+    features_chunk = specialize(_param_backward_features_chunk_template,
+                                f"{name}_dparam_features_chunk", ordered_jit, GRAD=act.grad,
+                                DPARAM=dparam)
+    return ParamKernels(
+        specialize(_forward_features_template, f"{name}_forward_features", pjit, ELEM=act.elem),
+        specialize(_param_backward_template, f"{name}_backward_shared", pjit, CHUNK_SUM=shared_chunk),
+        specialize(_param_backward_features_template, f"{name}_backward_features", pjit,
+                   CHUNK_SUM=features_chunk),
+    )
+
+
+#: activations with a learnable parameter → their extra kernels
+PARAM_KERNELS = {
+    "prelu": _param_kernels("prelu", prelu_dalpha),
+    "swish": _param_kernels("swish", swish_dbeta),
+}
