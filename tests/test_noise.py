@@ -129,6 +129,9 @@ def test_eval_mode_and_out_buffer():
     in_place = x.copy()
     F.dropout(in_place, 0.5, seed=1, step=0, out=in_place)
     np.testing.assert_array_equal(in_place, y)
+    in_place = x.copy()
+    F.gaussian_noise(in_place, 0.5, seed=1, step=0, out=in_place)
+    np.testing.assert_array_equal(in_place, F.gaussian_noise(x, 0.5, seed=1, step=0))
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -70,9 +70,15 @@ def drop_threshold(p):
 
 
 @jit
-def _keep_scaled(x, bits, scale, threshold):
-    """x·scale where the element is kept, else 0 (also for NaN/inf x)."""
-    return x * scale if np.int64(bits >> np.uint64(11)) >= threshold else type(x)(0.0)
+def _kept_scale(bits, scale, threshold):
+    """``scale`` where the element is kept, else 0."""
+    return scale if np.int64(bits >> np.uint64(11)) >= threshold else type(scale)(0.0)
+
+
+@jit
+def _apply_scale(x, factor):
+    """x·factor, and exactly 0 where the factor is 0 (also for NaN/inf x)."""
+    return x * factor if factor != type(factor)(0.0) else factor
 
 
 @jit
@@ -88,31 +94,49 @@ def _cos_2pi(u):
 
 
 @jit
-def _add_gaussian(x, bits, sigma, unused):
-    """x + σ·n with n ~ N(0, 1) by Box–Muller on the two 32-bit halves of ``bits``:
+def _gaussian_draw(bits, sigma, unused):
+    """σ·n with n ~ N(0, 1) by Box–Muller on the two 32-bit halves of ``bits``:
     n = √(−2 ln u₁)·cos(2πu₂), u₁ in (0, 1], u₂ in [0, 1) (|n| ≤ 6.7). float32 and float64
     draws share the bits; float32 rounds u₁ to 24 bits, which moves n by < 5e-5 near n = 0."""
-    T = type(x)
+    T = type(sigma)
     u1 = T(np.int64(bits >> np.uint64(32)) + 1) * T(_TWO_POW_M32)
     u2 = T(np.int64(bits & _LOW32)) * T(_TWO_POW_M32)
     radius = np.sqrt(T(-2.0) * vmath.log(u1))
-    return x + sigma * (radius * _cos_2pi(u2))
+    return sigma * (radius * _cos_2pi(u2))
 
 
-def _noise_kernel(elem_fn):
-    """Build ``kernel(x, a, b, key, out)``: out_i = elem_fn(x_i, element_bits(key, i), a, b)."""
+@jit
+def _add(x, noise):
+    return x + noise
+
+
+def _noise_kernel(draw, combine):
+    """Build ``kernel(x, a, b, key, out)``: out_i = combine(x_i, draw(element_bits(key, i), a, b)).
+
+    ``a`` has x's dtype, so the draw does too.
+    """
 
     @jit
-    def span(x, a, b, key, out, start, stop):
-        for i in range(start, stop):
-            out[i] = elem_fn(x[i], element_bits(key, i), a, b)
+    def span(x, a, b, key, out, offset):
+        """The whole of 1-D x and out, elements numbered from ``offset``. Loops run to
+        ``out.shape[0]``, which proves every index in bounds: with ``range(start, stop)`` numba's
+        negative-index wraparound stayed in, and LLVM kept the loop scalar whenever x and out
+        were close in memory or the same array (up to 10x slower)."""
+        if x.ctypes.data == out.ctypes.data:
+            # in place: name one array only, else LLVM sees the overlap and keeps the loop scalar
+            for i in range(out.shape[0]):
+                out[i] = combine(out[i], draw(element_bits(key, offset + i), a, b))
+        else:
+            for i in range(out.shape[0]):
+                out[i] = combine(x[i], draw(element_bits(key, offset + i), a, b))
 
     @pjit
     def parallel(x, a, b, key, out):
         n = x.shape[0]
         for chunk in prange((n + _CHUNK - 1) // _CHUNK):
             start = chunk * _CHUNK
-            span(x, a, b, key, out, start, min(start + _CHUNK, n))
+            stop = min(start + _CHUNK, n)
+            span(x[start:stop], a, b, key, out[start:stop], start)
 
     @jit
     def kernel(x, a, b, key, out):
@@ -121,13 +145,13 @@ def _noise_kernel(elem_fn):
         if x.size >= PARALLEL_MIN_SIZE:
             parallel(flat_x, a, b, key, flat_out)
         else:
-            span(flat_x, a, b, key, flat_out, 0, x.size)
+            span(flat_x, a, b, key, flat_out, 0)
 
-    return kernel, span
+    return kernel
 
 
-_masked_scale, _masked_scale_span = _noise_kernel(_keep_scaled)
-_gaussian, _gaussian_span = _noise_kernel(_add_gaussian)
+_masked_scale = _noise_kernel(_kept_scale, _apply_scale)
+_gaussian = _noise_kernel(_gaussian_draw, _add)
 
 
 @jit
