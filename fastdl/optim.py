@@ -98,6 +98,8 @@ class Optimizer:
     _state_rows = ()
 
     def __init__(self, params, grads=None, *, lr, check_finite=True):
+        # an arena's tensor table, to name the tensor in error messages
+        self._specs = getattr(params, "specs", ()) if grads is None else ()
         self.params, self.grads = _as_pair(params, grads)
         self.lr = lr
         self.check_finite = bool(check_finite)
@@ -127,11 +129,14 @@ class Optimizer:
         self._sc[:] = self._scalars_for(self.step_count + 1)
         if not self._kernel(self.params, self.grads, self._state, self._sc, self.check_finite):
             bad = np.flatnonzero(~np.isfinite(self.grads))
+            first = int(bad[0])
+            where = "".join(f" (in {s.name!r})" for s in self._specs
+                            if s.offset <= first < s.offset + s.size)
             raise FloatingPointError(
                 f"{type(self).__name__}.step refused: the gradient holds {bad.size} non-finite "
-                f"value(s) (NaN or inf), the first at flat index {bad[0]}; parameters and state "
-                f"are unchanged. Skip the batch, lower the learning rate or clip the gradient "
-                f"(check_finite=False lets them through, as torch.optim does)")
+                f"value(s) (NaN or inf), the first at flat index {first}{where}; parameters and "
+                f"state are unchanged. Skip the batch, lower the learning rate or clip the "
+                f"gradient (check_finite=False lets them through, as torch.optim does)")
         self.step_count += 1
 
     def zero_grad(self):

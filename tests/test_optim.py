@@ -320,6 +320,9 @@ def test_optimizer_over_one_layer_of_an_arena_trains_only_that_layer():
     np.testing.assert_array_equal(arena.param("l2.b"), 1.0)
     opt.zero_grad()
     np.testing.assert_array_equal(arena.grads, np.r_[np.full(8, 0.5), np.zeros(6), [0.5] * 3])
+    arena.grad("l2.b")[0] = np.inf
+    with pytest.raises(FloatingPointError, match=r"index 16 \(in 'l2.b'\)"):
+        whole.step()
 
 
 def test_construction_errors_name_the_argument():
