@@ -4,7 +4,8 @@ Reduction, for all three: the loss of one sample is summed over its features (or
 averaged over the N samples of the batch (axis 0). Inputs of shape (N, ...) are treated as N
 flattened samples; the gradient has the input's shape and dtype (float32/float64 kept, other
 real dtypes follow ``fastdl._validation``). ``grad_out=`` receives the gradient without
-allocation; it may be the input array itself (in place) but must not overlap the target.
+allocation; it may be the input array itself (in place, but then the loops stay scalar: slower)
+and must not overlap the target.
 NaN in an input propagates to the loss and the gradient; no finiteness check is made.
 """
 import numpy as np
