@@ -26,7 +26,7 @@ def as_float_array(x, name, dtype=None):
             raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     elif arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")  # ascontiguousarray would make 0-d 1-d
 
 
 def check_same_shape(a, a_name, b, b_name):
