@@ -119,7 +119,8 @@ def _assert_grad_close(got, g, derivative):
     (y(1 - y), 1 - y²) or crossing zero (swish) are only accurate in absolute terms."""
     finfo = np.finfo(got.dtype)
     g = g.astype(np.float64)
-    tol = (16 if got.dtype == np.float32 else 4) * finfo.eps * np.abs(g) * np.maximum(1, np.abs(derivative))
+    ulps = 16 if got.dtype == np.float32 else 4
+    tol = ulps * finfo.eps * np.abs(g) * np.maximum(1, np.abs(derivative))
     np.testing.assert_array_less(np.abs(got - g * derivative), tol + finfo.tiny)
 
 
@@ -213,7 +214,8 @@ def test_param_kernels_match_reference(name, dtype):
     terms = g64 * PARAM_ACTIVATIONS[name](x64, p64)
     # float64 sums of products with one float32-rounded factor: error ~ eps · Σ|terms|
     sum_tol = 4 * np.finfo(dtype).eps
-    np.testing.assert_array_less(np.abs(dp - terms.sum(axis=0)), sum_tol * np.abs(terms).sum(axis=0))
+    np.testing.assert_array_less(np.abs(dp - terms.sum(axis=0)),
+                                 sum_tol * np.abs(terms).sum(axis=0))
 
     dx, dp = _param_backward(name, g.ravel(), x.ravel(), p[0])
     _assert_grad_close(dx, g.ravel(), R.DERIVATIVE[name](x64.ravel(), p64[0]))

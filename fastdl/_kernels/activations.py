@@ -390,7 +390,7 @@ def _param_backward_features_chunk_template(g, x, p, out, acc, start, stop):
 
 
 def _param_backward_features_template(g, x, p, out):
-    # as _param_backward_template with one parameter per feature (rows, features): returns (features,)
+    # as _param_backward_template, one parameter per feature (rows, features): returns (features,)
     rows, features = x.shape
     block = max(1, CHUNK // features)
     chunks = (rows + block - 1) // block
@@ -476,7 +476,8 @@ def _param_kernels(name, dparam):
                                 DPARAM=dparam)
     return ParamKernels(
         specialize(_forward_features_template, f"{name}_forward_features", pjit, ELEM=act.elem),
-        specialize(_param_backward_template, f"{name}_backward_shared", pjit, CHUNK_SUM=shared_chunk),
+        specialize(_param_backward_template, f"{name}_backward_shared", pjit,
+                   CHUNK_SUM=shared_chunk),
         specialize(_param_backward_features_template, f"{name}_backward_features", pjit,
                    CHUNK_SUM=features_chunk),
     )
