@@ -405,3 +405,13 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
         _k.scale_step(grads, grads, np.empty((0, 0), grads.dtype),
                       np.array([coef], grads.dtype), False)
     return norm
+
+
+def _warmup(dtype):
+    """Compile every optimizer kernel for ``dtype`` (run by ``fastdl.warmup()``)."""
+    p, g = np.zeros(1, dtype), np.ones(1, dtype)
+    for opt in (SGD(p, g, lr=0.0), Momentum(p, g, lr=0.0), Adagrad(p, g),
+                *(RMSprop(p, g, centered=c, momentum=m) for c in (False, True) for m in (0, 0.5)),
+                Adam(p, g), Adam(p, g, amsgrad=True)):
+        opt.step()
+    clip_grad_norm(g, 0.5)

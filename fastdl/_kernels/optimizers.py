@@ -25,6 +25,7 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels._jit import jit, pjit
+from fastdl._kernels.activations import specialize
 
 CHUNK = 16384
 SERIAL_CHUNKS = 2
@@ -47,29 +48,30 @@ def _bounds(c, n):
     return np.uint64(c * CHUNK), np.uint64(min(n, c * CHUNK + CHUNK))
 
 
-def _make_step(update):
-    """A step kernel running ``update(p, g, state, sc, lo, hi)`` over every chunk."""
+def _step_template(p, g, state, sc, check_finite):
+    """Run ``UPDATE(p, g, state, sc, lo, hi)`` over every chunk (``UPDATE`` bound by _make_step)."""
+    n = p.size
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    # The check must finish before any write, so in parallel it would need a second thread
+    # launch; on a busy machine each launch can wait a scheduler tick for a descheduled
+    # thread (measured: +30-100% per step at 2 threads), so it reads g on this thread.
+    if check_finite:
+        for c in range(n_chunks):
+            if not _chunk_is_finite(g, *_bounds(c, n)):
+                return False
+    if n_chunks <= SERIAL_CHUNKS:
+        for c in range(n_chunks):
+            UPDATE(p, g, state, sc, *_bounds(c, n))  # noqa: F821 (bound by specialize)
+    else:
+        for c in prange(n_chunks):
+            UPDATE(p, g, state, sc, *_bounds(c, n))  # noqa: F821
+    return True
 
-    @pjit
-    def step(p, g, state, sc, check_finite):
-        n = p.size
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        # The check must finish before any write, so in parallel it would need a second thread
-        # launch; on a busy machine each launch can wait a scheduler tick for a descheduled
-        # thread (measured: +30-100% per step at 2 threads), so it reads g on this thread.
-        if check_finite:
-            for c in range(n_chunks):
-                if not _chunk_is_finite(g, *_bounds(c, n)):
-                    return False
-        if n_chunks <= SERIAL_CHUNKS:
-            for c in range(n_chunks):
-                update(p, g, state, sc, *_bounds(c, n))
-        else:
-            for c in prange(n_chunks):
-                update(p, g, state, sc, *_bounds(c, n))
-        return True
 
-    return step
+def _make_step(name, update):
+    """The step kernel ``name`` for ``update``, specialised (not a closure, which numba's cache
+    would miss on every run: it hashes captured dispatchers by a per-process id)."""
+    return specialize(_step_template, name, pjit, UPDATE=update)
 
 
 # --- SGD ------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def _sgd_update(p, g, state, sc, lo, hi):
         p[i] = p[i] - lr * (g[i] + wd * p[i])
 
 
-sgd_step = _make_step(_sgd_update)
+sgd_step = _make_step("sgd_step", _sgd_update)
 
 
 # --- Momentum (the seed's form, lr inside the velocity) --------------------------------------
@@ -105,7 +107,7 @@ def _momentum_update(p, g, state, sc, lo, hi):
         p[i] = p[i] - (lr * gi + mu * ui if nesterov else ui)
 
 
-momentum_step = _make_step(_momentum_update)
+momentum_step = _make_step("momentum_step", _momentum_update)
 
 
 # --- Adagrad ---------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def _adagrad_update(p, g, state, sc, lo, hi):
         p[i] = p[i] - lr * gi / (math.sqrt(si) + eps)
 
 
-adagrad_step = _make_step(_adagrad_update)
+adagrad_step = _make_step("adagrad_step", _adagrad_update)
 
 
 # --- RMSprop ---------------------------------------------------------------------------------
@@ -164,7 +166,8 @@ def _make_rmsprop_update(centered, with_momentum):
 
 #: (centered, with_momentum) -> step kernel
 rmsprop_steps = {
-    (centered, with_momentum): _make_step(_make_rmsprop_update(centered, with_momentum))
+    (centered, with_momentum): _make_step(f"rmsprop_step_c{centered:d}_m{with_momentum:d}",
+                                          _make_rmsprop_update(centered, with_momentum))
     for centered in (False, True) for with_momentum in (False, True)
 }
 
@@ -209,7 +212,8 @@ def _make_adam_update(amsgrad):
 
 
 #: amsgrad -> step kernel
-adam_steps = {amsgrad: _make_step(_make_adam_update(amsgrad)) for amsgrad in (False, True)}
+adam_steps = {amsgrad: _make_step(f"adam_step_amsgrad{amsgrad:d}", _make_adam_update(amsgrad))
+              for amsgrad in (False, True)}
 
 
 # --- global gradient norm --------------------------------------------------------------------
@@ -249,4 +253,4 @@ def _scale_update(p, g, state, sc, lo, hi):
 
 
 #: ``scale_step(g, g, state0, [factor], False)`` scales g in place (g is only read as ``p``)
-scale_step = _make_step(_scale_update)
+scale_step = _make_step("scale_step", _scale_update)
