@@ -158,11 +158,35 @@ def _softmax_xent_prob_row(logits, target, grad, scale):
     return gap + mass * vmath.log(s)
 
 
-#: L = (1/(2N)) Σ_ij (p − t)²; ∂L/∂p = (p − t)/N. Row loss ½‖p_i − t_i‖².
-mse_loss = _batch_mean_kernel(_mse_row)
-#: L = (1/N) Σ_ij max(z,0) − z·t + log1p(e^{−|z|}); ∂L/∂z = (σ(z) − t)/N.
-binary_cross_entropy_with_logits = _batch_mean_kernel(_bce_with_logits_row)
-#: L = (1/N) Σ_i logsumexp(z_i) − z_{i,y_i}; ∂L/∂z = (softmax(z) − onehot(y))/N. Labels: int (N,).
-softmax_cross_entropy_labels = _batch_mean_kernel(_softmax_xent_label_row)
-#: L = −(1/N) Σ_ij t_ij log softmax(z_i)_j; ∂L/∂z = (softmax(z)·Σ_j t_ij − t)/N. Target (N, C).
-softmax_cross_entropy_probs = _batch_mean_kernel(_softmax_xent_prob_row)
+# The public kernels are module-level functions over factory-built ones: numba keys a closure's
+# cache entry on its pickled cell contents, and a dispatcher pickles with a per-process id, so a
+# closure never hits the cache (and the index grows each run). A module-level caller is keyed on
+# its own code, and its cached library already holds the callees.
+_mse_loss = _batch_mean_kernel(_mse_row)
+_bce_with_logits = _batch_mean_kernel(_bce_with_logits_row)
+_softmax_xent_labels = _batch_mean_kernel(_softmax_xent_label_row)
+_softmax_xent_probs = _batch_mean_kernel(_softmax_xent_prob_row)
+
+
+@jit
+def mse_loss(x, target, grad, row_loss):
+    """L = (1/(2N)) Σ_ij (p − t)²; ∂L/∂p = (p − t)/N. Row loss ½‖p_i − t_i‖²."""
+    return _mse_loss(x, target, grad, row_loss)
+
+
+@jit
+def binary_cross_entropy_with_logits(x, target, grad, row_loss):
+    """L = (1/N) Σ_ij max(z,0) − z·t + log1p(e^{−|z|}); ∂L/∂z = (σ(z) − t)/N."""
+    return _bce_with_logits(x, target, grad, row_loss)
+
+
+@jit
+def softmax_cross_entropy_labels(x, target, grad, row_loss):
+    """L = (1/N) Σ_i logsumexp(z_i) − z_{i,y_i}; ∂L/∂z = (softmax(z) − onehot(y))/N; y int (N,)."""
+    return _softmax_xent_labels(x, target, grad, row_loss)
+
+
+@jit
+def softmax_cross_entropy_probs(x, target, grad, row_loss):
+    """L = −(1/N) Σ_ij t_ij log softmax(z_i)_j; ∂L/∂z = (softmax(z)·Σ_j t_ij − t)/N; t (N, C)."""
+    return _softmax_xent_probs(x, target, grad, row_loss)

@@ -103,3 +103,12 @@ def softmax_cross_entropy(logits, labels, *, grad_out=None):
     grad = _grad_buffer(grad_out, z, target)
     row_loss = np.empty(n, np.float64)
     return float(kernel(z, target, grad, row_loss)), grad
+
+
+def _warmup(dtype):
+    """Compile every loss kernel for ``dtype`` on tiny inputs (``fastdl.warmup`` calls this)."""
+    x = np.zeros((2, 3), dtype)
+    mse_loss(x, x)
+    binary_cross_entropy_with_logits(x, x)
+    softmax_cross_entropy(x, np.zeros(2, np.intp))
+    softmax_cross_entropy(x, x)

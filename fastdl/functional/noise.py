@@ -82,3 +82,11 @@ def gaussian_noise(x, sigma, *, seed, step, stream=0, out=None):
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
     _kernels.gaussian_noise(x, sigma, key, out_arr)
     return out_arr
+
+
+def _warmup(dtype):
+    """Compile the noise kernels for ``dtype`` on tiny inputs (``fastdl.warmup`` calls this)."""
+    x = np.zeros((2, 3), dtype)
+    for fn in (dropout, dropout_backward, masking_noise):
+        fn(x, 0.5, seed=0, step=0)
+    gaussian_noise(x, 0.5, seed=0, step=0)
