@@ -13,6 +13,8 @@ import numpy as np
 STEPS = (
     "fastdl.functional.activations:_warmup",
     "fastdl.optim:_warmup",
+    "fastdl.functional.losses:_warmup",
+    "fastdl.functional.noise:_warmup",
 )
 
 
