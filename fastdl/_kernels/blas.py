@@ -27,7 +27,7 @@ from fastdl._kernels._jit import jit
 NO_TRANS = 78  # ord('N')
 TRANS = 84  # ord('T')
 
-for _name in ("sgemm", "dgemm"):
+for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
     llvm.add_symbol(f"fastdl_{_name}",
                     get_cython_function_address("scipy.linalg.cython_blas", _name))
 
@@ -86,38 +86,60 @@ def blas_restore_threads(previous):
         _blas_set_num_threads(previous)
 
 
+# Argument kinds of the Fortran routines: every argument goes by reference; scalars are copied
+# to stack slots of the named type, arrays pass their data pointer. "real" is the routine's dtype.
+_CHAR, _INT, _REAL, _ARRAY = types.int8, types.int32, "real", None
+_SIGNATURES = {
+    "gemm": (_CHAR, _CHAR, _INT, _INT, _INT, _REAL, _ARRAY, _INT, _ARRAY, _INT, _REAL, _ARRAY,
+             _INT),
+    "gemv": (_CHAR, _INT, _INT, _REAL, _ARRAY, _INT, _ARRAY, _INT, _REAL, _ARRAY, _INT),
+}
+
+
+def _fortran_codegen(routine, dtype):
+    kinds = [dtype if kind == _REAL else kind for kind in _SIGNATURES[routine]]
+    symbol = f"fastdl_{'s' if dtype == types.float32 else 'd'}{routine}"
+
+    def codegen(context, builder, signature, args):
+        voidptr = ir.IntType(8).as_pointer()
+        pointers = []
+        for value, from_type, kind in zip(args, signature.args, kinds):
+            if kind is _ARRAY:
+                data = context.make_array(from_type)(context, builder, value).data
+                pointers.append(builder.bitcast(data, voidptr))
+            else:
+                scalar = context.cast(builder, value, from_type, kind)
+                slot = cgutils.alloca_once_value(builder, scalar)
+                pointers.append(builder.bitcast(slot, voidptr))
+        fnty = ir.FunctionType(ir.VoidType(), [voidptr] * len(pointers))
+        builder.call(cgutils.get_or_insert_function(builder.module, fnty, symbol), pointers)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _typed(routine, args):
+    """(signature, codegen) when all array arguments share a float dtype, else None (no match)."""
+    arrays = [a for a, kind in zip(args, _SIGNATURES[routine]) if kind is _ARRAY]
+    dtype = arrays[-1].dtype
+    if dtype not in (types.float32, types.float64) or any(a.dtype != dtype for a in arrays):
+        return None
+    return types.void(*args), _fortran_codegen(routine, dtype)
+
+
 @intrinsic
 def gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """Fortran ``?gemm``: C = alpha op(A) op(B) + beta C, all column-major, op = 'N' or 'T'.
 
     ``a``, ``b``, ``c`` are arrays (any layout, views allowed) whose first element is the matrix's
-    first element; ``transa``/``transb`` are ``NO_TRANS``/``TRANS``; the dtype of ``c`` picks
-    sgemm or dgemm (``a``, ``b`` must match). A row-major (r, s) array is the column-major (s, r)
-    matrix of its transpose with leading dimension s: that is how callers express row-major GEMMs.
+    first element; ``transa``/``transb`` are ``NO_TRANS``/``TRANS``; the arrays' dtype picks sgemm
+    or dgemm. A row-major (r, s) array is the column-major (s, r) matrix of its transpose with
+    leading dimension s: that is how callers express row-major GEMMs.
     """
-    dtype = c.dtype
-    if dtype not in (types.float32, types.float64) or a.dtype != dtype or b.dtype != dtype:
-        return None
-    sig = types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-    symbol = "fastdl_sgemm" if dtype == types.float32 else "fastdl_dgemm"
-    # Fortran passes every argument by reference: each scalar goes to a stack slot.
-    slot_types = (types.int8, types.int8, types.int32, types.int32, types.int32, dtype, None,
-                  types.int32, None, types.int32, dtype, None, types.int32)
+    return _typed("gemm", (transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
 
-    def codegen(context, builder, signature, args):
-        voidptr = ir.IntType(8).as_pointer()
-        pointers = []
-        for value, from_type, slot_type in zip(args, signature.args, slot_types):
-            if slot_type is None:  # array: pass its data pointer
-                data = context.make_array(from_type)(context, builder, value).data
-                pointers.append(builder.bitcast(data, voidptr))
-            else:
-                scalar = context.cast(builder, value, from_type, slot_type)
-                slot = cgutils.alloca_once_value(builder, scalar)
-                pointers.append(builder.bitcast(slot, voidptr))
-        fnty = ir.FunctionType(ir.VoidType(), [voidptr] * len(pointers))
-        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-        builder.call(fn, pointers)
-        return context.get_dummy_value()
 
-    return sig, codegen
+@intrinsic
+def gemv(typingctx, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
+    """Fortran ``?gemv``: y = alpha op(A) x + beta y, A column-major (m, n), as ``gemm``."""
+    return _typed("gemv", (trans, m, n, alpha, a, lda, x, incx, beta, y, incy))

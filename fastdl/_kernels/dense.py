@@ -46,7 +46,8 @@ from numba.np.ufunc.parallel import _iget_num_threads
 from fastdl._kernels import activations
 from fastdl._kernels._jit import jit, pjit
 from fastdl._kernels.activations import specialize
-from fastdl._kernels.blas import NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded, gemm
+from fastdl._kernels.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
+                                  gemm, gemv)
 
 SERIAL_WORK = 1 << 17  # batch · n_in · n_out at or below which a call runs on the calling thread
 COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
@@ -66,19 +67,25 @@ _PARAM_GRADS = {"prelu": activations.prelu_dalpha, "swish": activations.swish_db
 
 @jit
 def _gemm_forward(x, W, z, r0, r1, c0, c1):
-    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ."""
+    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ (one row: gemv, which reads W once without packing)."""
     n_in = x.shape[1]
     ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
-    gemm(TRANS, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_in, x[r0:], ld_in,
-         0.0, z[r0:, c0:], ld_out)
+    if r1 - r0 == 1:
+        gemv(TRANS, n_in, c1 - c0, 1.0, W[c0:], ld_in, x[r0], 1, 0.0, z[r0, c0:], 1)
+    else:
+        gemm(TRANS, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_in, x[r0:], ld_in,
+             0.0, z[r0:, c0:], ld_out)
 
 
 @jit
 def _gemm_dx(dz, W, dx, r0, r1, i0, i1):
-    """dx[r0:r1, i0:i1] = dz[r0:r1] W[:, i0:i1]."""
+    """dx[r0:r1, i0:i1] = dz[r0:r1] W[:, i0:i1] (one row: gemv)."""
     ld_in, ld_out = max(1, W.shape[1]), max(1, W.shape[0])
-    gemm(NO_TRANS, NO_TRANS, i1 - i0, r1 - r0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0:], ld_out,
-         0.0, dx[r0:, i0:], ld_in)
+    if r1 - r0 == 1:
+        gemv(NO_TRANS, i1 - i0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0], 1, 0.0, dx[r0, i0:], 1)
+    else:
+        gemm(NO_TRANS, NO_TRANS, i1 - i0, r1 - r0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0:],
+             ld_out, 0.0, dx[r0:, i0:], ld_in)
 
 
 @jit
@@ -92,12 +99,12 @@ def _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1):
 @jit
 def _column_sums(a, sums, c0, c1):
     """sums[j] = Σ_i a[i, j] for c0 <= j < c1, float64, rows in order (no thread-count dependence)."""
-    for j in range(c0, c1):
-        sums[j] = 0.0
+    sc = sums[c0:c1]
+    sc[:] = 0.0
     for i in range(a.shape[0]):
-        ai = a[i]
-        for j in range(c0, c1):
-            sums[j] += ai[j]
+        ai = a[i, c0:c1]
+        for j in range(sc.size):
+            sc[j] += ai[j]
 
 
 # ------------------------------------------- per-activation loops (templates for specialize)
@@ -111,20 +118,24 @@ PER_FEATURE = False
 def _bias_act_template(p, args):
     # y = f(z + b) on the block; with store_z, z keeps z + b too. Separate loops for the in-place
     # case: with z is y, a two-array loop fails LLVM's runtime alias check and stays scalar.
+    # Loops run over range(n) on sliced rows: an index from range(c0, c1) may be negative as far
+    # as numba knows, and its wraparound test stops the loop from vectorizing.
     z, y, b, store_z, r0, r1, c0, c1 = args
     per_feature = PER_FEATURE and p.size != 1
+    pc = p[c0:c1] if per_feature else p
     shared = p[0]
+    bc = b[c0:c1]
     for i in range(r0, r1):
-        yi = y[i]
+        yi = y[i, c0:c1]
         if store_z:
-            zi = z[i]
-            for j in range(c0, c1):
-                v = zi[j] + b[j]
+            zi = z[i, c0:c1]
+            for j in range(bc.size):
+                v = zi[j] + bc[j]
                 zi[j] = v
-                yi[j] = ELEM(v, p[j] if per_feature else shared)
+                yi[j] = ELEM(v, pc[j] if per_feature else shared)
         else:
-            for j in range(c0, c1):
-                yi[j] = ELEM(yi[j] + b[j], p[j] if per_feature else shared)
+            for j in range(bc.size):
+                yi[j] = ELEM(yi[j] + bc[j], pc[j] if per_feature else shared)
 
 
 def _dz_template(p, args):
@@ -135,20 +146,22 @@ def _dz_template(p, args):
         gi = g[i]
         vi = v[i]
         di = dz[i]
-        for j in range(v.shape[1]):
+        for j in range(vi.size):
             di[j] = gi[j] * GRAD(vi[j], p[j] if per_feature else shared)
 
 
 def _dparam_template(p, args):
-    # sums[j] = Σ_i g[i, j] ∂f/∂p(v[i, j]), float64, rows in order
+    # sums[c0 + j] = Σ_i g[i, c0 + j] ∂f/∂p(v[i, c0 + j]), float64, rows in order
     g, v, sums, c0, c1 = args
     per_feature = PER_FEATURE and p.size != 1
+    pc = p[c0:c1] if per_feature else p
     shared = p[0]
+    sc = sums[c0:c1]
     for i in range(v.shape[0]):
-        gi = g[i]
-        vi = v[i]
-        for j in range(c0, c1):
-            sums[j] += gi[j] * DPARAM(vi[j], p[j] if per_feature else shared)
+        gi = g[i, c0:c1]
+        vi = v[i, c0:c1]
+        for j in range(sc.size):
+            sc[j] += gi[j] * DPARAM(vi[j], pc[j] if per_feature else shared)
 
 
 @jit
@@ -204,7 +217,7 @@ def _switches():
 _EPILOGUE, _DZ, _DPARAM = _switches()
 # literal_unroll over a tuple of jitted functions types them as first-class functions, which numba
 # flags as experimental at every compile; the calls are plain indirect calls (one per block).
-warnings.filterwarnings("ignore", "First-class function type feature is experimental",
+warnings.filterwarnings("ignore", ".*First-class function type feature is experimental",
                         NumbaExperimentalFeatureWarning)
 
 
