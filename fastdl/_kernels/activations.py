@@ -367,7 +367,7 @@ def _param_backward_template(g, x, p, out):
     # out = g * f'(x); returns sum(g * df/dp) in float64, summed per fixed chunk then in order
     n = x.size
     chunks = (n + CHUNK - 1) // CHUNK
-    partial = np.zeros(chunks)
+    partial = np.empty(chunks)  # np.zeros would be a parallel loop of its own in a pjit kernel
     if n <= SERIAL_MAX:
         for c in range(chunks):
             partial[c] = CHUNK_SUM(g, x, p, out, c * CHUNK, min(n, (c + 1) * CHUNK))
@@ -381,6 +381,7 @@ def _param_backward_template(g, x, p, out):
 
 
 def _param_backward_features_chunk_template(g, x, p, out, acc, start, stop):
+    acc[:] = 0.0
     for i in range(start, stop):
         for j in range(x.shape[1]):
             gi = g[i, j]
@@ -394,14 +395,16 @@ def _param_backward_features_template(g, x, p, out):
     rows, features = x.shape
     block = max(1, CHUNK // features)
     chunks = (rows + block - 1) // block
-    partial = np.zeros((chunks, features))
+    partial = np.empty((chunks, features))  # zeroed per chunk: np.zeros would run in parallel
     if x.size <= SERIAL_MAX:
         for c in range(chunks):
             CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
     else:
         for c in prange(chunks):
             CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
-    total = np.zeros(features)
+    total = np.empty(features)
+    for j in range(features):
+        total[j] = 0.0
     for c in range(chunks):
         for j in range(features):
             total[j] += partial[c, j]
