@@ -150,6 +150,8 @@ def _noise_kernel(draw, combine):
     return kernel
 
 
+# Called only from the module-level kernels below: a closure over dispatchers never hits numba's
+# cache (see losses.py), the module-level caller does and carries its callees.
 _masked_scale = _noise_kernel(_kept_scale, _apply_scale)
 _gaussian = _noise_kernel(_gaussian_draw, _add)
 
