@@ -10,11 +10,11 @@ import numpy as np
 
 from fastdl._kernels import activations as _act
 from fastdl._kernels import losses as _losses
-from fastdl._kernels.dense import DENSE
+from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _dense_backward, \
+    dense_forward as _dense_forward
 
-# The dense kernels call numba.get_num_threads() from cached serial code; numba registers that
-# symbol only once its threading layer has started, so loading them from the cache first in a
-# fresh process aborts ("LLVM ERROR: Symbol not found: get_num_threads"). Start the layer here.
+# Cached serial kernels that read numba's thread count abort when loaded before numba's threading
+# layer has started ("LLVM ERROR: Symbol not found: get_num_threads"): start it first.
 numba.get_num_threads()
 
 #: loss name -> kernel(x, target, grad, row_loss) -> float (the batch mean)
@@ -32,6 +32,15 @@ def kernel_name(activation, params):
     return activation
 
 
+def kernel_id(name):
+    return ACTIVATION_IDS[name]
+
+
+def grad_from(name):
+    """'input' when the activation's derivative reads the pre-activation, else 'output'."""
+    return GRAD_FROM[name]
+
+
 def _weights(layer, ws):
     """The (n_out, n_in) C-contiguous weight matrix the kernel reads. A tied decoder's Wᵀ is a
     strided view of the encoder's W: copied into a workspace, since the GEMM wants C order."""
@@ -44,24 +53,24 @@ def _weights(layer, ws):
 def dense_forward(layer, x, ws, pre):
     """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given."""
     out = ws["out"]
-    DENSE[layer.kernel].forward(x, _weights(layer, ws), layer.b, layer.p, out if pre is None else pre, out)
+    _dense_forward(layer.kernel_id, x, _weights(layer, ws), layer.b, layer.p, out if pre is None else pre, out)
 
 
 def dense_backward(layer, grad, x, ws, grad_in):
     """dz = grad ⊙ f'(·) (in place when f has no parameter), then dW, db, dp into the arena and
     dx = dz W into ``grad_in`` (skipped when None)."""
-    kernels = DENSE[layer.kernel]
-    v = ws["pre"] if kernels.grad_from == "input" else ws["out"]
+    kind = layer.kernel_id
+    v = ws["pre"] if GRAD_FROM[layer.kernel] == "input" else ws["out"]
     dz = grad if layer.dp is None else ws["dz"]
     dp = layer.dp if layer.dp is not None else layer.p
     need_dx = grad_in is not None
     dx = grad_in if need_dx else grad
     if layer.transposed:  # the decoder's dW is (dW_enc)ᵀ: written to a workspace, then stored transposed
-        kernels.backward(grad, x, ws["WT"], v, layer.p, dz, dx, ws["dWT"], layer.db, dp, need_dx, False)
+        _dense_backward(kind, grad, x, ws["WT"], v, layer.p, dz, dx, ws["dWT"], layer.db, dp, need_dx, False)
         np.copyto(layer.dW, ws["dWT"].T)
     else:
-        kernels.backward(grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
-                         layer.accumulate)
+        _dense_backward(kind, grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
+                        layer.accumulate)
 
 
 def activation(name, x, out):

@@ -61,6 +61,7 @@ class Dense:
         self.activation_params = check_activation(activation, activation_params)
         self.init = initializers.resolve(init, activation)
         self.kernel = _ops.kernel_name(activation, self.activation_params)
+        self.kernel_id = _ops.kernel_id(self.kernel)
         self.W = self.b = self.dW = self.db = None
         self.p = self.dp = None  # the activation's parameter as the kernels take it, and its gradient
         # tied_to=encoder: this layer computes x Wₑ + b with the encoder's own Wₑ (Wᵀ of this
@@ -120,7 +121,7 @@ class Dense:
             specs["WT"] = (self.n_out, self.n_in)
         if training:
             specs["grad"] = (n, self.n_out)
-            if _ops.DENSE[self.kernel].grad_from == "input":
+            if _ops.grad_from(self.kernel) == "input":
                 specs["pre"] = (n, self.n_out)
             if self.dp is not None:
                 specs["dz"] = (n, self.n_out)

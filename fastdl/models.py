@@ -209,35 +209,52 @@ class Model:
         return arr
 
     # --- training ---------------------------------------------------------------------------
-    def _make_optimizer(self, optimizer, lr, optimizer_params):
+    def _optimizer_class(self, optimizer):
         if isinstance(optimizer, optim.Optimizer):
-            if optimizer.params is not self.arena.params and not np.shares_memory(optimizer.params, self.arena.params):
+            if not np.shares_memory(optimizer.params, self.arena.params):
                 raise ValueError("optimizer must be built over this model's arena (model.arena)")
-            return optimizer
+            return type(optimizer)
         cls = OPTIMIZERS.get(str(optimizer).lower())
         if cls is None:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer, got {optimizer!r}")
+        return cls
+
+    def _make_optimizer(self, optimizer, lr, optimizer_params):
+        if isinstance(optimizer, optim.Optimizer):
+            return optimizer
+        cls = self._optimizer_class(optimizer)
         settings = {"lr": lr, **(optimizer_params or {})}
         current = self.optimizer_
         if type(current) is cls and all(_same(getattr(current, k, None), v) for k, v in settings.items()):
             return current  # same settings: continue with its state (partial_fit-like)
         return cls(self.arena, **settings)
 
-    def _fit(self, X, targets, *, epochs, batch_size, optimizer, lr, optimizer_params, shuffle,
-             validation_data, validation_fraction, patience, min_delta, callbacks, lr_schedule, progress):
+    def _fit_options(self, kwargs):
+        """The fit keyword arguments completed with defaults and checked, before anything changes."""
+        unknown = set(kwargs) - set(_FIT_DEFAULTS)
+        if unknown:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
+        options = {**_FIT_DEFAULTS, **kwargs}
+        epochs, batch_size, patience = options["epochs"], options["batch_size"], options["patience"]
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
             raise ValueError(f"patience must be None or a positive int, got {patience!r}")
+        if not 0.0 <= options["validation_fraction"] < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {options['validation_fraction']!r}")
+        if not (isinstance(options["lr"], (int, float)) and options["lr"] >= 0):
+            raise ValueError(f"lr must be a non-negative number, got {options['lr']!r}")
+        self._optimizer_class(options["optimizer"])
+        options["epochs"], options["batch_size"] = int(epochs), int(batch_size)
+        return options
+
+    def _fit(self, X, targets, *, optimizer, lr, optimizer_params, **options):
+        """Run the training loop on checked data and options."""
         opt = self._make_optimizer(optimizer, lr, optimizer_params)
         self.optimizer_ = opt
-        self.history_ = train(self, opt, X, targets, epochs=int(epochs), batch_size=int(batch_size),
-                              shuffle=shuffle, seed=self.seed, validation_data=validation_data,
-                              validation_fraction=validation_fraction, patience=patience,
-                              min_delta=min_delta, callbacks=callbacks, lr_schedule=lr_schedule,
-                              progress=progress)
+        self.history_ = train(self, opt, X, targets, seed=self.seed, **options)
         return self.history_
 
     # --- persistence ------------------------------------------------------------------------
@@ -355,16 +372,19 @@ class Network(Model):
         shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
         min_delta=0.0, callbacks=(), lr_schedule=None, progress=False.
         """
-        unknown = set(kwargs) - set(_FIT_DEFAULTS)
-        if unknown:
-            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
-        options = {**_FIT_DEFAULTS, **kwargs}
+        return self._fit_checked(*self._check_fit(X, y, kwargs))
+
+    def _check_fit(self, X, y, kwargs):
+        options = self._fit_options(kwargs)
         X = self._check_X(X)
         targets, classes = self._check_y(y, len(X), "y", self.classes_)
         if options["validation_data"] is not None:
             Xv, yv = options["validation_data"]
             Xv = self._check_X(Xv, "validation_data X")
             options["validation_data"] = (Xv, self._check_y(yv, len(Xv), "validation_data y", classes)[0])
+        return X, targets, classes, options
+
+    def _fit_checked(self, X, targets, classes, options):
         self.classes_ = classes
         return self._fit(X, targets, **options)
 
@@ -534,10 +554,7 @@ class Autoencoder(Model):
     def fit(self, X, **kwargs):
         """Train to reconstruct ``X`` from the current weights; see :meth:`Network.fit` for the
         keyword arguments (``validation_data`` is an array X_val here)."""
-        unknown = set(kwargs) - set(_FIT_DEFAULTS)
-        if unknown:
-            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
-        options = {**_FIT_DEFAULTS, **kwargs}
+        options = self._fit_options(kwargs)
         X = self._check_X(X)
         if options["validation_data"] is not None:
             Xv = self._check_X(options["validation_data"], "validation_data")
@@ -642,39 +659,49 @@ class StackedAutoencoder(Network):
         or a list with one value per hidden layer.
         """
         X = self._check_X(X)
-        n_layers = len(self.hidden_layers)
-
-        def per_layer(value, name):
-            values = list(value) if isinstance(value, (list, tuple)) and not (
-                name == "corruption" and len(value) == 2 and isinstance(value[0], str)) else [value] * n_layers
-            if len(values) != n_layers:
-                raise ValueError(f"{name} has {len(values)} entries, but there are {n_layers} hidden layers")
-            return values
-
-        epochs_l, opt_l, lr_l = per_layer(epochs, "epochs"), per_layer(optimizer, "optimizer"), per_layer(lr, "lr")
-        corr_l = per_layer(self.corruption if corruption == "default" else corruption, "corruption")
-        for c in corr_l:
-            _check_corruption(c)
+        plan = self._pretrain_plan(epochs, batch_size, optimizer, lr, corruption)
         report = []
         codes = X
-        for i, layer in enumerate(self.hidden_layers):
+        for i, (layer, (layer_epochs, layer_optimizer, layer_lr, layer_corruption)) in enumerate(
+                zip(self.hidden_layers, plan)):
             started = time.perf_counter()
             # the first decoder reconstructs the data, a deeper one the codes of the layer below
             decoder_activation = self.decoder_activation if i == 0 else self.hidden_layers[i - 1].activation
             ae = Autoencoder(layer.n_in, layer.n_out, layer.activation, decoder_activation, tied=self.tied,
-                             corruption=corr_l[i], loss=self.ae_loss if i == 0 else "mse", init=layer.init,
+                             corruption=layer_corruption, loss=self.ae_loss if i == 0 else "mse", init=layer.init,
                              dtype=self.dtype, seed=self.seed + 1 + i, **self.activation_params)
             # start from this network's own initial encoder, train, write the encoder back
             ae.arena.group("encoder").params[...] = self._layer_params(layer)
-            history = ae.fit(codes, epochs=epochs_l[i], batch_size=batch_size, optimizer=opt_l[i],
-                             lr=lr_l[i], progress=progress)
+            history = ae.fit(codes, epochs=layer_epochs, batch_size=batch_size, optimizer=layer_optimizer,
+                             lr=layer_lr, progress=progress)
             self._layer_params(layer)[...] = ae.arena.group("encoder").params
             report.append({"layer": i, "sizes": (layer.n_in, layer.n_out), "loss": history["loss"],
                            "time": time.perf_counter() - started})
-            if i + 1 < n_layers:
+            if i + 1 < len(plan):
                 codes = ae.encode(codes)
         self.pretrain_report_ = report
         return report
+
+    def _pretrain_plan(self, epochs, batch_size, optimizer, lr, corruption):
+        """(epochs, optimizer, lr, corruption) per hidden layer, each checked; a single value
+        applies to every layer, a list gives one per layer."""
+        n_layers = len(self.hidden_layers)
+
+        def per_layer(value, name):
+            single = not isinstance(value, (list, tuple)) or (
+                name == "corruption" and len(value) == 2 and isinstance(value[0], str))
+            values = [value] * n_layers if single else list(value)
+            if len(values) != n_layers:
+                raise ValueError(f"pretrain {name} has {len(values)} entries, but there are {n_layers} hidden layers")
+            return values
+
+        corruption = self.corruption if isinstance(corruption, str) and corruption == "default" else corruption
+        plan = list(zip(per_layer(epochs, "epochs"), per_layer(optimizer, "optimizer"), per_layer(lr, "lr"),
+                        [_check_corruption(c) for c in per_layer(corruption, "corruption")]))
+        for layer_epochs, layer_optimizer, layer_lr, _ in plan:
+            self._fit_options({"epochs": layer_epochs, "batch_size": batch_size, "optimizer": layer_optimizer,
+                               "lr": layer_lr})
+        return plan
 
     def _layer_params(self, layer):
         name = next(n for n, l in self._named_layers() if l is layer)
@@ -685,16 +712,15 @@ class StackedAutoencoder(Network):
         """Greedy pre-training (unless ``pretrain=False``), then supervised fine-tuning with the
         :meth:`Network.fit` keyword arguments. Returns the fine-tuning history; the pre-training
         report is in ``pretrain_report_``."""
-        unknown = set(kwargs) - set(_FIT_DEFAULTS)
-        if unknown:
-            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
-        X = self._check_X(X)
-        self._check_y(y, len(X), "y", self.classes_)  # reject bad labels before pre-training changes weights
+        checked = self._check_fit(X, y, kwargs)  # everything is checked before any weight changes
+        options = checked[-1]
         if pretrain:
-            self.pretrain(X, epochs=pretrain_epochs, batch_size=kwargs.get("batch_size", 32),
+            self._pretrain_plan(pretrain_epochs, options["batch_size"], pretrain_optimizer, pretrain_lr,
+                                pretrain_corruption)
+            self.pretrain(checked[0], epochs=pretrain_epochs, batch_size=options["batch_size"],
                           optimizer=pretrain_optimizer, lr=pretrain_lr, corruption=pretrain_corruption,
-                          progress=kwargs.get("progress", False))
-        return super().fit(X, y, **kwargs)
+                          progress=options["progress"])
+        return self._fit_checked(*checked)
 
     def get_config(self):
         return {"sizes": self.sizes, "n_outputs": self.n_outputs, "activation": self.activation,
