@@ -24,6 +24,8 @@ import numpy as np
 
 from fastdl._validation import FLOAT_DTYPES
 
+__all__ = ["ParamArena", "ParamGroup", "TensorSpec"]
+
 #: one tensor of the arena: ``params[offset:offset + size].reshape(shape)``
 TensorSpec = namedtuple("TensorSpec", "name shape offset size")
 
