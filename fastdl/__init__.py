@@ -5,4 +5,20 @@ from fastdl import optim  # noqa: F401  (fastdl.optim.Adam etc.)
 
 __version__ = "0.1.0"
 
-__all__ = ["get_num_threads", "set_num_threads", "warmup", "__version__"]
+# Models, layers and save/load load on first use (PEP 562), so `import fastdl` stays light.
+_LAZY = {"Dense": "layers", "Dropout": "layers", "Network": "models", "MLP": "models",
+         "Autoencoder": "models", "StackedAutoencoder": "models", "save": "io", "load": "io",
+         "datasets": None, "models": None, "layers": None, "training": None, "io": None}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fastdl' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f"fastdl.{_LAZY[name] or name}")
+    return module if _LAZY[name] is None else getattr(module, name)
+
+
+__all__ = ["get_num_threads", "set_num_threads", "warmup", "__version__", "Dense", "Dropout", "Network",
+           "MLP", "Autoencoder", "StackedAutoencoder", "save", "load"]

@@ -1,0 +1,182 @@
+"""The ``fastdl`` command line: ``fastdl demo`` and ``fastdl train DATA --out MODEL``."""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _corruption(text):
+    """'none', 'mask:P' or 'gaussian:SIGMA'."""
+    if text == "none":
+        return None
+    kind, _, level = text.partition(":")
+    try:
+        return (kind, float(level))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected none, mask:P or gaussian:SIGMA, got {text!r}") from None
+
+
+def _sizes(text):
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _add_training_options(p, hidden, epochs, pretrain_epochs):
+    p.add_argument("--hidden", type=_sizes, default=hidden, help="hidden layer sizes (default %(default)s)")
+    p.add_argument("--activation", default="relu", help="hidden activation (default %(default)s)")
+    p.add_argument("--corruption", type=_corruption, default=("mask", 0.2),
+                   help="denoising corruption: none, mask:P or gaussian:SIGMA (default mask:0.2)")
+    p.add_argument("--pretrain-epochs", type=int, default=pretrain_epochs, help="per layer (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=epochs, help="fine-tuning epochs (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="numba and BLAS threads")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="fastdl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="pre-train a stacked denoising autoencoder on the digits, "
+                                            "fine-tune it, and compare with random initialization")
+    _add_training_options(demo, [256, 128], epochs=20, pretrain_epochs=5)
+    demo.add_argument("--seeds", type=int, default=3, help="runs per variant (default %(default)s)")
+    demo.add_argument("--plot", metavar="DIR", help="write filters.png and loss_curves.png here (matplotlib)")
+    train = commands.add_parser("train", help="train on a .npz or IDX file and save the model")
+    train.add_argument("data", help=".npz with X (and y), or an IDX images file")
+    train.add_argument("--labels", help="IDX labels file (with IDX images)")
+    train.add_argument("--out", required=True, help="where to save the model (.npz)")
+    train.add_argument("--test-fraction", type=float, default=0.2, help="held out to report accuracy")
+    train.add_argument("--no-pretrain", action="store_true", help="random initialization only")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--progress", action="store_true", help="a progress bar (tqdm)")
+    _add_training_options(train, [256, 128], epochs=20, pretrain_epochs=5)
+    return parser
+
+
+def _stack(args, n_inputs, n_outputs, seed):
+    from fastdl.models import StackedAutoencoder
+
+    return StackedAutoencoder([n_inputs] + args.hidden, n_outputs, activation=args.activation,
+                              corruption=args.corruption, seed=seed)
+
+
+def _fit(net, X, y, args, pretrain, progress=False):
+    started = time.perf_counter()
+    history = net.fit(X, y, pretrain=pretrain, pretrain_epochs=args.pretrain_epochs, pretrain_lr=args.lr,
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=progress)
+    return history, time.perf_counter() - started
+
+
+def _mean_std(values):
+    return f"{100 * np.mean(values):.1f}% ± {100 * np.std(values):.1f}%"
+
+
+def demo(args):
+    from fastdl.datasets import load_digits, train_test_split
+
+    X, y = load_digits()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, 0.25, seed=0)
+    sizes = "-".join(str(s) for s in [X.shape[1]] + args.hidden + [10])
+    print(f"fastdl demo: stacked denoising autoencoder {sizes} ({args.activation}, corruption "
+          f"{args.corruption}) on the digits, {len(Xtr)} train / {len(Xte)} test, {args.seeds} seeds")
+    rows = {True: [], False: []}
+    keep = {}
+    for seed in range(args.seeds):
+        for pretrain in (True, False):
+            net = _stack(args, X.shape[1], 10, seed)
+            history, _ = _fit(net, Xtr, ytr, args, pretrain)
+            pre_time = sum(r["time"] for r in net.pretrain_report_) if pretrain else 0.0
+            pre_epochs = args.pretrain_epochs * len(args.hidden)
+            rows[pretrain].append((net.score(Xte, yte), np.mean(history["time"]),
+                                   pre_time / pre_epochs if pretrain and pre_epochs else None))
+            if seed == 0:
+                keep[pretrain] = (net, history)
+    print(f"\n{'':24}{'test accuracy':>16}{'fine-tune s/epoch':>20}{'pre-train s/layer-epoch':>26}")
+    for pretrain, label in ((True, "pre-trained + fine-tuned"), (False, "random init + fine-tuned")):
+        acc, tune, pre = zip(*rows[pretrain])
+        pre_text = f"{np.mean(pre):.4f}" if pretrain else "-"
+        print(f"{label:24}{_mean_std(acc):>16}{np.mean(tune):>20.4f}{pre_text:>26}")
+    if args.plot:
+        _plot(args.plot, keep)
+    return 0
+
+
+def _plot(directory, keep):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib (pip install matplotlib); no plots written", file=sys.stderr)
+        return
+    os.makedirs(directory, exist_ok=True)
+    net, _ = keep[True]
+    W = net.arena.param("layer0.W")
+    side = int(np.sqrt(W.shape[1]))
+    n = min(len(W), 100)
+    cols = int(np.ceil(np.sqrt(n)))
+    fig, axes = plt.subplots(cols, cols, figsize=(cols, cols))
+    for ax, w in zip(axes.flat, W[:n]):
+        ax.imshow(w.reshape(side, -1), cmap="gray")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("first-layer filters after pre-training and fine-tuning")
+    fig.savefig(os.path.join(directory, "filters.png"), dpi=80)
+    plt.close(fig)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for report in net.pretrain_report_:
+        left.plot(range(1, len(report["loss"]) + 1), report["loss"], label=f"layer {report['layer']}")
+    left.set(title="greedy pre-training (reconstruction loss)", xlabel="epoch", yscale="log")
+    left.legend()
+    for pretrain, label in ((True, "pre-trained"), (False, "random init")):
+        right.plot(keep[pretrain][1]["epoch"], keep[pretrain][1]["loss"], label=label)
+    right.set(title="fine-tuning (cross-entropy)", xlabel="epoch", yscale="log")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(directory, "loss_curves.png"), dpi=80)
+    plt.close(fig)
+    print(f"wrote {os.path.join(directory, 'filters.png')} and {os.path.join(directory, 'loss_curves.png')}")
+
+
+def train(args):
+    from fastdl import io
+    from fastdl.datasets import load_file, train_test_split
+    from fastdl.models import Autoencoder
+
+    X, y = load_file(args.data, args.labels)
+    if y is None:  # no labels: an autoencoder of the first hidden size
+        model = Autoencoder(X.shape[1], args.hidden[0], args.activation, corruption=args.corruption,
+                            seed=args.seed)
+        model.fit(X, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=args.progress)
+        print(f"autoencoder {X.shape[1]}-{args.hidden[0]}: reconstruction error "
+              f"{model.reconstruction_error(X):.4f} on {len(X)} samples")
+    else:
+        Xtr, Xte, ytr, yte = train_test_split(X, y, args.test_fraction, seed=args.seed)
+        model = _stack(args, X.shape[1], len(np.unique(y)), args.seed)
+        history, seconds = _fit(model, Xtr, ytr, args, not args.no_pretrain, args.progress)
+        print(f"trained {len(Xtr)} samples in {seconds:.1f} s; test accuracy "
+              f"{100 * model.score(Xte, yte):.2f}% on {len(Xte)} held-out samples")
+    io.save(model, args.out)
+    print(f"saved {args.out}")
+    return 0
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.threads is not None:
+        from fastdl import set_num_threads
+
+        set_num_threads(args.threads)
+    try:
+        return demo(args) if args.command == "demo" else train(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
