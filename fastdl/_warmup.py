@@ -15,6 +15,7 @@ STEPS = (
     "fastdl.optim:_warmup",
     "fastdl.functional.losses:_warmup",
     "fastdl.functional.noise:_warmup",
+    "fastdl.functional.dense:_warmup",
 )
 
 

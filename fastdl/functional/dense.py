@@ -30,6 +30,7 @@ _PARAMETERS = {
     "swish": ("beta", True),
 }
 _LEARNABLE = ("prelu", "swish")
+_UNUSED_PARAM = {dtype: np.zeros(1, dtype) for dtype in FLOAT_DTYPES}  # read by no kernel
 
 
 def _weights(W, b):
@@ -80,6 +81,8 @@ def _kernel_and_param(activation, W, params):
             raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
         activation = "gelu_tanh" if approximate == "tanh" else "gelu"
     keyword, per_feature = _PARAMETERS.get(activation, (None, False))
+    if keyword is None and not params:
+        return activation, _UNUSED_PARAM[W.dtype], ()
     value = params.pop(keyword, ACTIVATIONS[activation].default) if keyword else 0.0
     if params:
         takes = f"only {keyword}=" if keyword else "no parameters"
@@ -105,10 +108,10 @@ def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=Fal
     x = _matching(x, "x", W, W.shape[1], "n_in")
     activation, p, _ = _kernel_and_param(activation, W, activation_params)
     shape = x.shape[:-1] + (W.shape[0],)
+    y = check_out(out, shape, W.dtype)
     if out is not None and any(np.may_share_memory(out, a) for a in (x, W, b)):
         raise ValueError("out must not share memory with x, W or b (the GEMM reads them while "
                          "writing out)")
-    y = check_out(out, shape, W.dtype, (x, W, b))
     z = np.empty(shape, W.dtype) if return_preactivation else y
     rows = math.prod(x.shape[:-1])  # leading axes flattened into one batch axis
     if y.size:
@@ -177,3 +180,11 @@ def _gradient_buffer(buf, name, shape, dtype, inputs):
         return check_out(buf, shape, dtype, inputs)
     except (TypeError, ValueError) as err:
         raise type(err)(str(err).replace("out", name, 1)) from None
+
+
+def _warmup(dtype):
+    """Compile the dense kernels for ``dtype``: one call per direction compiles every activation."""
+    x = np.ones((2, 3), dtype)
+    W = np.ones((4, 3), dtype)
+    y = dense(x, W, None, "relu")
+    dense_backward(y, x, W, activation="relu", y=y)
