@@ -213,3 +213,23 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(TypeError, match="db has dtype float64"):
         dense_backward(g, x, W, activation="relu", y=g, dW=dW, db=np.zeros(3))
     assert (dW == 5.0).all()  # a rejected call writes nothing
+
+
+def test_kernel_in_place_dz_and_parameter_left_alone():
+    """The model layer's calls: dz written over g, and p passed as dp for a parameter that is not
+    learnable (leaky_relu's slope must survive the backward)."""
+    from fastdl._kernels import dense as K
+
+    rng = np.random.default_rng(6)
+    x, W, b, g = _problem((40, 30, 20), np.float64, rng)
+    p = np.array([0.05])
+    z = np.empty_like(g)
+    y = np.empty_like(g)
+    kind = K.ACTIVATION_IDS["leaky_relu"]
+    K.dense_forward(kind, x, W, b, p, z, y)
+    dx, dW, db = np.empty_like(x), np.empty_like(W), np.empty_like(b)
+    want = ref.dense_backward(g, x, W, b, "leaky_relu", 0.05)
+    K.dense_backward(kind, g, x, W, z, p, g, dx, dW, db, p, True, False)
+    assert p[0] == 0.05
+    for got, ref_value in zip((dx, dW, db), want):
+        _close(got, ref_value, np.float64)

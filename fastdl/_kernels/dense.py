@@ -16,8 +16,9 @@ v = y or z as ``GRAD_FROM`` says:
     dx = dz W           (skipped when ``need_dx`` is False, e.g. for a first layer)
     dW = dzᵀ x,  db = Σ_rows dz,  dp = Σ g ⊙ ∂f/∂p (per feature, or in total when p is shared)
 ``accumulate`` adds dW, db, dp to the buffers' contents (BLAS beta = 1) instead of overwriting
-them. ``dz`` is a workspace; it may be ``g`` itself unless the activation has a parameter (whose
-gradient reads g after dz is written). db and dp are float64 sums in a fixed order per column:
+them. ``dz`` is a workspace; it may be ``g`` itself unless the activation has a learnable
+parameter (whose gradient reads g after dz is written). ``dp`` is written only for PReLU and
+Swish (pass any array otherwise, e.g. ``p``). db and dp are float64 sums in a fixed order per column:
 the same bits whatever the thread count. Only a (2, n_out) float64 scratch is allocated.
 
 How the work is split: each call makes scipy's BLAS single-threaded (see blas.py) and cuts the
@@ -59,6 +60,8 @@ ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
 GRAD_FROM = {name: act.grad_from for name, act in activations.ACTIVATIONS.items()}
 _SOFTMAX = ACTIVATION_IDS["softmax"]
 _PARAM_GRADS = {"prelu": activations.prelu_dalpha, "swish": activations.swish_dbeta}
+#: by id: whether the activation has a learnable parameter (dp is written only then)
+_LEARNABLE = tuple(name in _PARAM_GRADS for name in ACTIVATION_IDS)
 
 
 # ------------------------------------------------------------------------------- GEMM blocks
@@ -317,14 +320,17 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     if not by_out:  # the sums only (an empty GEMM)
         _dW_block(kind, g, x, v, p, dz, dW, sums, beta, True, 0, n_out, 0, 0)
     blas_restore_threads(previous)
-    _store_sums(sums, db, dp, accumulate)
+    _store_sums(sums, db, dp, accumulate, _LEARNABLE[kind])
 
 
 @jit
-def _store_sums(sums, db, dp, accumulate):
-    """db (+)= sums[0]; dp (+)= sums[1], or its ordered total when the parameter is shared."""
+def _store_sums(sums, db, dp, accumulate, learnable):
+    """db (+)= sums[0]; for a learnable parameter dp (+)= sums[1], or its ordered total when the
+    parameter is shared."""
     for j in range(db.size):
         db[j] = sums[0, j] + db[j] if accumulate else sums[0, j]
+    if not learnable:
+        return
     if dp.size == 1 and db.size != 1:
         total = 0.0
         for j in range(db.size):
