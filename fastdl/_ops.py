@@ -62,7 +62,7 @@ def dense_backward(layer, grad, x, ws, grad_in):
     kind = layer.kernel_id
     v = ws["pre"] if GRAD_FROM[layer.kernel] == "input" else ws["out"]
     dz = grad if layer.dp is None else ws["dz"]
-    dp = layer.dp if layer.dp is not None else layer.p
+    dp = layer.dp if layer.dp is not None else layer._unused_dp
     need_dx = grad_in is not None
     dx = grad_in if need_dx else grad
     if layer.transposed:  # the decoder's dW is (dW_enc)ᵀ: written to a workspace, then stored transposed

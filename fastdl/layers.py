@@ -98,6 +98,7 @@ class Dense:
             self.p, self.dp = params[key], grads[key]
         else:  # fixed (LeakyReLU's slope, ELU's alpha) or unused: a one-element array
             self.p = np.full(1, self.scalar_param(), dtype=self.b.dtype)
+            self._unused_dp = np.zeros(1, dtype=self.b.dtype)  # the kernel's dp slot, never read
 
     def init_params(self, rng):
         if not self.transposed:

@@ -27,6 +27,9 @@ def test_learnable_activation_parameters_live_in_the_arena_and_train():
     net.fit(X, (X[:, 0] > 0).astype(int), epochs=3, lr=1e-2)
     assert not np.all(net.arena.param("layer0.alpha") == 0.25)
     assert MLP([4, 3, 2], activation="swish").arena.param("layer0.beta").shape == (1,)
+    fixed = MLP([4, 6, 2], activation="leaky_relu", negative_slope=0.2, dtype=np.float64)
+    fixed.fit(X, (X[:, 0] > 0).astype(int), epochs=1)
+    assert fixed.layers[0].p.tolist() == [0.2]  # a fixed parameter is not trained
 
 
 @pytest.mark.parametrize("bad, message", [
