@@ -299,61 +299,75 @@ def softmax_backward(g, y, out):
 
 
 # --------------------------------------------------------------------- kernel templates
-# Plain functions over the placeholder globals below; specialize() binds them to elements.
+# Plain functions over the placeholder globals below; specialize() binds them to elements. The
+# serial loops run over slices and start at 0: numba then knows indices are non-negative and LLVM
+# vectorises them (an index like c * CHUNK + k carries a negative-index check that stops it).
 
-ELEM = GRAD = DPARAM = CHUNK_SUM = None
+ELEM = GRAD = DPARAM = MAP = PARAM_SUM = None
+
+
+def _map_forward_template(x, p, out):
+    for i in range(x.size):
+        out[i] = ELEM(x[i], p)
+
+
+def _map_backward_template(g, v, p, out):
+    for i in range(v.size):
+        out[i] = g[i] * GRAD(v[i], p)
+
+
+def _map_features_template(x, p, out):
+    # one row: p holds one parameter per element
+    for j in range(x.size):
+        out[j] = ELEM(x[j], p[j])
 
 
 def _forward_template(x, p, out):
     n = x.size
     if n <= SERIAL_MAX:
-        for i in range(n):
-            out[i] = ELEM(x[i], p)
+        MAP(x, p, out)
     else:
         for c in prange((n + CHUNK - 1) // CHUNK):
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                out[i] = ELEM(x[i], p)
+            lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+            MAP(x[lo:hi], p, out[lo:hi])
 
 
 def _backward_template(g, v, p, out):
     n = v.size
     if n <= SERIAL_MAX:
-        for i in range(n):
-            out[i] = g[i] * GRAD(v[i], p)
+        MAP(g, v, p, out)
     else:
         for c in prange((n + CHUNK - 1) // CHUNK):
-            for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-                out[i] = g[i] * GRAD(v[i], p)
+            lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+            MAP(g[lo:hi], v[lo:hi], p, out[lo:hi])
 
 
 def _forward_features_template(x, p, out):
     # x, out: (rows, features); p: (features,)
     rows, features = x.shape
-    block = max(1, CHUNK // features)
     if x.size <= SERIAL_MAX:
         for i in range(rows):
-            for j in range(features):
-                out[i, j] = ELEM(x[i, j], p[j])
+            MAP(x[i], p, out[i])
     else:
+        block = max(1, CHUNK // features)
         for c in prange((rows + block - 1) // block):
             for i in range(c * block, min(rows, (c + 1) * block)):
-                for j in range(features):
-                    out[i, j] = ELEM(x[i, j], p[j])
+                MAP(x[i], p, out[i])
 
 
-def _param_backward_chunk_template(g, x, p, out, start, stop):
-    # float64 terms of each block of PAIRWISE_BLOCK elements are summed pairwise in a fixed
-    # tree (elementwise adds, so vectorising cannot reorder them), then the blocks in order
+def _param_sum_template(g, x, p, out):
+    # out = g * f'(x) over one chunk; returns sum(g * df/dp): float64 terms of each block of
+    # PAIRWISE_BLOCK elements summed pairwise in a fixed tree (elementwise adds, so vectorising
+    # cannot reorder them), then the blocks in order
     terms = np.empty(PAIRWISE_BLOCK)
     total = 0.0
-    for begin in range(start, stop, PAIRWISE_BLOCK):
-        size = min(PAIRWISE_BLOCK, stop - begin)
-        for k in range(size):
-            gi = g[begin + k]
-            xi = x[begin + k]
-            out[begin + k] = gi * GRAD(xi, p)
-            terms[k] = np.float64(gi) * np.float64(DPARAM(xi, p))  # exact product
-        terms[size:] = 0.0
+    for lo in range(0, x.size, PAIRWISE_BLOCK):
+        gs, xs, outs = g[lo:lo + PAIRWISE_BLOCK], x[lo:lo + PAIRWISE_BLOCK], out[lo:lo + PAIRWISE_BLOCK]
+        for k in range(xs.size):
+            out_k = gs[k] * GRAD(xs[k], p)
+            terms[k] = np.float64(gs[k]) * np.float64(DPARAM(xs[k], p))  # exact product
+            outs[k] = out_k
+        terms[xs.size:] = 0.0
         width = PAIRWISE_BLOCK // 2
         while width:
             for k in range(width):
@@ -363,6 +377,14 @@ def _param_backward_chunk_template(g, x, p, out, start, stop):
     return total
 
 
+def _param_sum_features_template(g, x, p, out, acc):
+    # one row: out = g * f'(x) and acc += g * df/dp, per feature (rows are added in order)
+    for j in range(x.size):
+        out_j = g[j] * GRAD(x[j], p[j])
+        acc[j] += np.float64(g[j]) * np.float64(DPARAM(x[j], p[j]))
+        out[j] = out_j
+
+
 def _param_backward_template(g, x, p, out):
     # out = g * f'(x); returns sum(g * df/dp) in float64, summed per fixed chunk then in order
     n = x.size
@@ -370,24 +392,16 @@ def _param_backward_template(g, x, p, out):
     partial = np.empty(chunks)  # np.zeros would be a parallel loop of its own in a pjit kernel
     if n <= SERIAL_MAX:
         for c in range(chunks):
-            partial[c] = CHUNK_SUM(g, x, p, out, c * CHUNK, min(n, (c + 1) * CHUNK))
+            lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+            partial[c] = PARAM_SUM(g[lo:hi], x[lo:hi], p, out[lo:hi])
     else:
         for c in prange(chunks):
-            partial[c] = CHUNK_SUM(g, x, p, out, c * CHUNK, min(n, (c + 1) * CHUNK))
+            lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+            partial[c] = PARAM_SUM(g[lo:hi], x[lo:hi], p, out[lo:hi])
     total = 0.0
     for c in range(chunks):
         total += partial[c]
     return total
-
-
-def _param_backward_features_chunk_template(g, x, p, out, acc, start, stop):
-    acc[:] = 0.0
-    for i in range(start, stop):
-        for j in range(x.shape[1]):
-            gi = g[i, j]
-            xi = x[i, j]
-            out[i, j] = gi * GRAD(xi, p[j])
-            acc[j] += np.float64(gi) * np.float64(DPARAM(xi, p[j]))  # rows in order, per feature
 
 
 def _param_backward_features_template(g, x, p, out):
@@ -395,13 +409,17 @@ def _param_backward_features_template(g, x, p, out):
     rows, features = x.shape
     block = max(1, CHUNK // features)
     chunks = (rows + block - 1) // block
-    partial = np.empty((chunks, features))  # zeroed per chunk: np.zeros would run in parallel
+    partial = np.empty((chunks, features))
     if x.size <= SERIAL_MAX:
         for c in range(chunks):
-            CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
+            partial[c] = 0.0
+            for i in range(c * block, min(rows, (c + 1) * block)):
+                PARAM_SUM(g[i], x[i], p, out[i], partial[c])
     else:
         for c in prange(chunks):
-            CHUNK_SUM(g, x, p, out, partial[c], c * block, min(rows, (c + 1) * block))
+            partial[c] = 0.0
+            for i in range(c * block, min(rows, (c + 1) * block)):
+                PARAM_SUM(g[i], x[i], p, out[i], partial[c])
     total = np.empty(features)
     for j in range(features):
         total[j] = 0.0
@@ -437,10 +455,12 @@ class Activation(NamedTuple):
 
 
 def _activation(name, elem, grad, grad_from, default=0.0):
+    forward_map = specialize(_map_forward_template, f"{name}_forward_map", jit, ELEM=elem)
+    backward_map = specialize(_map_backward_template, f"{name}_backward_map", jit, GRAD=grad)
     return Activation(
         elem, grad, grad_from, default,
-        specialize(_forward_template, f"{name}_forward", pjit, ELEM=elem),
-        specialize(_backward_template, f"{name}_backward", pjit, GRAD=grad),
+        specialize(_forward_template, f"{name}_forward", pjit, MAP=forward_map),
+        specialize(_backward_template, f"{name}_backward", pjit, MAP=backward_map),
     )
 
 
@@ -472,17 +492,16 @@ class ParamKernels(NamedTuple):
 
 def _param_kernels(name, dparam):
     act = ACTIVATIONS[name]
-    shared_chunk = specialize(_param_backward_chunk_template, f"{name}_dparam_chunk", ordered_jit,
-                              GRAD=act.grad, DPARAM=dparam)
-    features_chunk = specialize(_param_backward_features_chunk_template,
-                                f"{name}_dparam_features_chunk", ordered_jit, GRAD=act.grad,
-                                DPARAM=dparam)
+    features_map = specialize(_map_features_template, f"{name}_features_map", jit, ELEM=act.elem)
+    param_sum = specialize(_param_sum_template, f"{name}_param_sum", ordered_jit,
+                           GRAD=act.grad, DPARAM=dparam)
+    param_sum_features = specialize(_param_sum_features_template, f"{name}_param_sum_features",
+                                    ordered_jit, GRAD=act.grad, DPARAM=dparam)
     return ParamKernels(
-        specialize(_forward_features_template, f"{name}_forward_features", pjit, ELEM=act.elem),
-        specialize(_param_backward_template, f"{name}_backward_shared", pjit,
-                   CHUNK_SUM=shared_chunk),
+        specialize(_forward_features_template, f"{name}_forward_features", pjit, MAP=features_map),
+        specialize(_param_backward_template, f"{name}_backward_shared", pjit, PARAM_SUM=param_sum),
         specialize(_param_backward_features_template, f"{name}_backward_features", pjit,
-                   CHUNK_SUM=features_chunk),
+                   PARAM_SUM=param_sum_features),
     )
 
 
