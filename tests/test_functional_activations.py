@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastdl
+import fastdl._warmup
 import fastdl.functional as F
 from fastdl._kernels.reference import activations as R
 
@@ -235,7 +236,18 @@ def test_empty_arrays():
     assert dbeta.shape == () and dbeta == 0
 
 
-def test_warmup_reports_seconds(capsys):
+_WARMED = []
+
+
+def _record_warmup(dtype):
+    _WARMED.append(np.dtype(dtype))
+
+
+def test_warmup_runs_each_step_for_both_dtypes(monkeypatch, capsys):
+    # the activation step for real, plus a recording one; the other modules' steps are theirs
+    monkeypatch.setattr(fastdl._warmup, "STEPS", ("fastdl.functional.activations:_warmup",
+                                                  f"{__name__}:_record_warmup"))
     seconds = fastdl.warmup(verbose=True)
     assert seconds >= 0
+    assert _WARMED == [np.float32, np.float64]
     assert "kernels ready" in capsys.readouterr().out
