@@ -178,6 +178,14 @@ class Model:
             np.copyto(result[start:start + len(chunk)], self._forward(chunk, ws, False))
         return result
 
+    def _run(self, X, layers):
+        """Evaluation-mode pass of validated ``X`` through ``layers`` only (a part of the model:
+        the encoder, the decoder, the hidden stack), with buffers of its own."""
+        for layer in layers:
+            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(X), False).items()}
+            X = layer.forward(X, buffers, False, self._ctx)
+        return X
+
     def _loss_on(self, X, T, count_correct=False):
         """Mean loss of validated X against kernel-ready targets T (no training, no noise), and
         with ``count_correct`` the number of rows whose argmax output is the label in T."""
@@ -596,23 +604,11 @@ class Autoencoder(Model):
     def score(self, X):
         return -self.reconstruction_error(X)
 
-    def _run(self, X, layers):
-        """Evaluation-mode pass of ``X`` through ``layers`` only (one fresh workspace per call)."""
-        out = X
-        for layer in layers:
-            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(X), False).items()}
-            out = layer.forward(out, buffers, False, self._ctx)
-        return out
-
     def get_config(self):
         return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "activation": self.activation,
                 "decoder_activation": self.decoder_activation, "tied": self.tied,
                 "corruption": list(self.corruption) if self.corruption else None, "loss": self.loss,
                 "init": self.init, "dtype": self.dtype.name, "seed": self.seed, **self.activation_params}
-
-    @property
-    def n_outputs(self):
-        return self.n_visible
 
 
 class StackedAutoencoder(Network):
@@ -644,12 +640,7 @@ class StackedAutoencoder(Network):
 
     def transform(self, X):
         """The top hidden layer's codes."""
-        X = self._check_X(X)
-        out = X
-        for layer in self.hidden_layers:
-            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(out), False).items()}
-            out = layer.forward(out, buffers, False, self._ctx)
-        return out
+        return self._run(self._check_X(X), self.hidden_layers)
 
     def pretrain(self, X, *, epochs=5, batch_size=32, optimizer="adam", lr=1e-3, corruption="default",
                  progress=False):

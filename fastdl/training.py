@@ -175,7 +175,6 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     if tail:
         views[tail] = (x_buf[:tail], None if y is None else y_buf[:tail])
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    index_views = []
 
     params = model.arena.params
     good_params = params.copy()  # the last weights known to give finite losses
