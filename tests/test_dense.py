@@ -119,10 +119,11 @@ def test_accumulate_adds_to_existing_gradients(activation):
         np.testing.assert_allclose(buf, old + new, rtol=1e-5, atol=1e-5)
 
 
-def test_same_bits_for_one_and_two_threads():
+@pytest.mark.parametrize("shape", [(96, 64, 200), (40, 100, 64)])  # dx split by rows / by n_in
+def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
-    x, W, b, g = _problem((96, 64, 200), np.float32, rng)
-    alpha = rng.uniform(0.1, 0.5, 200).astype(np.float32)
+    x, W, b, g = _problem(shape, np.float32, rng)
+    alpha = rng.uniform(0.1, 0.5, shape[2]).astype(np.float32)
     results = []
     previous = fastdl.get_num_threads()
     try:

@@ -25,7 +25,8 @@ How the work is split: each call makes scipy's BLAS single-threaded (see blas.py
 output into one block per numba thread, each block a single-threaded GEMM followed at once by
 the bias + activation epilogue on the block it just wrote (still in that core's cache). Blocks run
 along the batch when it is at least n_out (each thread then packs all of W once) and along the
-features otherwise (the smaller x is re-packed instead); softmax needs whole rows. Calls of at
+features otherwise (the smaller x is re-packed instead); softmax needs whole rows. The backward
+splits dx and dW the same way, choosing what each thread packs redundantly. Calls of at
 most ``SERIAL_WORK`` multiply-adds stay on the calling thread: a parallel launch would cost more
 than the GEMM, and a one-sample forward must be cheap.
 
@@ -271,11 +272,10 @@ def dense_forward(kind, x, W, b, p, z, y):
 
 
 @jit
-def _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, r0, r1, i0, i1):
-    if by_rows:
-        _DZ(kind, p, (g, v, dz, r0, r1))
-    if need_dx:
-        _gemm_dx(dz, W, dx, r0, r1, i0, i1)
+def _dz_dx_block(kind, g, W, v, p, dz, dx, with_dx, r0, r1):
+    _DZ(kind, p, (g, v, dz, r0, r1))
+    if with_dx:
+        _gemm_dx(dz, W, dx, r0, r1, 0, W.shape[1])
 
 
 @jit
@@ -293,18 +293,25 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     n_out = W.shape[0]
     work = batch * n_in * n_out
     previous = blas_single_threaded()
-    # 1. dz by row blocks, each followed by its rows of dx while the block is hot; a small batch
-    #    computes dz at once and splits dx along n_in instead.
-    by_rows = batch >= 2 * MIN_ROWS
-    blocks, span = _split(batch, n_in, by_rows, work)
-    if not by_rows:
-        _dz_dx_block(kind, g, W, v, p, dz, dx, False, True, 0, batch, 0, n_in)
+    # 1. dz by row blocks. dx by the same row blocks (each right after its dz, still hot) when
+    #    the batch is at least n_in; else by blocks of n_in, so that each thread packs its part of
+    #    W instead of all of it (a block of rows of dx reads all of W).
+    dx_by_rows = batch >= max(n_in, 2 * MIN_ROWS)
+    blocks, span = _split(batch, n_out, True, work)
     if blocks == 1:
-        _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, 0, batch, 0, n_in)
+        _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx and dx_by_rows, 0, batch)
     else:
         for t in prange(blocks):
-            r0, r1, i0, i1 = _block(t, span, batch, n_in, by_rows)
-            _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx, by_rows, r0, r1, i0, i1)
+            r0, r1, _, _ = _block(t, span, batch, n_out, True)
+            _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx and dx_by_rows, r0, r1)
+    if need_dx and not dx_by_rows:
+        blocks, span = _split(batch, n_in, False, work)
+        if blocks == 1:
+            _gemm_dx(dz, W, dx, 0, batch, 0, n_in)
+        else:
+            for t in prange(blocks):
+                _, _, i0, i1 = _block(t, span, batch, n_in, False)
+                _gemm_dx(dz, W, dx, 0, batch, i0, i1)
     # 2. dW by blocks of its rows (output features) with db and dp of the same columns; a narrow
     #    layer (few outputs) splits dW along n_in and sums its few columns afterwards.
     sums = np.zeros((2, n_out))
