@@ -79,13 +79,15 @@ def _mean_std(values):
 
 
 def demo(args):
+    from fastdl import get_num_threads
     from fastdl.datasets import load_digits, train_test_split
 
     X, y = load_digits()
     Xtr, Xte, ytr, yte = train_test_split(X, y, 0.25, seed=0)
     sizes = "-".join(str(s) for s in [X.shape[1]] + args.hidden + [10])
     print(f"fastdl demo: stacked denoising autoencoder {sizes} ({args.activation}, corruption "
-          f"{args.corruption}) on the digits, {len(Xtr)} train / {len(Xte)} test, {args.seeds} seeds")
+          f"{args.corruption}) on the digits, {len(Xtr)} train / {len(Xte)} test, {args.seeds} seeds, "
+          f"{get_num_threads()} threads")
     rows = {True: [], False: []}
     keep = {}
     for seed in range(args.seeds):

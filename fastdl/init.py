@@ -21,7 +21,6 @@ ReLU family (relu, leaky_relu, prelu, elu, gelu, silu, swish) and Glorot otherwi
 """
 import math
 
-import numpy as np
 
 _RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish"})
 
