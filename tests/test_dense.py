@@ -234,3 +234,29 @@ def test_kernel_in_place_dz_and_parameter_left_alone():
     assert p[0] == 0.05
     for got, ref_value in zip((dx, dW, db), want):
         _close(got, ref_value, np.float64)
+
+
+def test_kernel_reads_a_transposed_weight_view_in_place():
+    """A tied decoder passes W = W_enc.T and dW = dW_enc.T (Fortran-ordered views) and accumulates
+    its weight gradient straight into the encoder's."""
+    from fastdl._kernels import dense as K
+
+    rng = np.random.default_rng(8)
+    x, W, b, g = _problem((40, 30, 50), np.float64, rng)
+    for batch in (40, 1):  # GEMM and gemv paths
+        xb, gb = x[:batch], g[:batch]
+        W_enc = np.ascontiguousarray(W.T)
+        dW_enc = rng.standard_normal(W_enc.shape)
+        before = dW_enc.copy()
+        y = np.empty_like(gb)
+        kind = K.ACTIVATION_IDS["tanh"]
+        p = np.zeros(1)
+        K.dense_forward(kind, xb, W_enc.T, b, p, y, y)
+        dx, db = np.empty_like(xb), np.zeros_like(b)
+        K.dense_backward(kind, gb, xb, W_enc.T, y, p, np.empty_like(gb), dx, dW_enc.T, db, p, True,
+                         True)
+        _close(y, ref.dense(xb, W, b, "tanh")[1], np.float64)
+        want_dx, want_dW, want_db, _ = ref.dense_backward(gb, xb, W, b, "tanh")
+        _close(dx, want_dx, np.float64)
+        _close(dW_enc, before + want_dW.T, np.float64)
+        _close(db, want_db, np.float64)

@@ -1,7 +1,8 @@
 """Dense (fully connected) layer kernels: y = f(x Wᵀ + b) and its backward, on BLAS GEMMs.
 
 Shapes: x (batch, n_in), W (n_out, n_in) (PyTorch's ``Linear`` layout), b (n_out,), z and y
-(batch, n_out); all C-contiguous, one dtype (float32 or float64). ``p`` holds the activation's
+(batch, n_out); all C-contiguous, one dtype (float32 or float64), except that W and dW may also be
+Fortran-contiguous (``W_enc.T`` for a tied decoder: no copy needed). ``p`` holds the activation's
 parameter: one shared value (size 1) or one per output feature (size n_out; PReLU's alpha and
 Swish's beta only); activations without a parameter ignore it. The activation is chosen by its
 id, ``ACTIVATION_IDS[name]``; ``GRAD_FROM[name]`` says which tensor its backward reads.
@@ -67,6 +68,15 @@ _LEARNABLE = tuple(name in _PARAM_GRADS for name in ACTIVATION_IDS)
 
 # ------------------------------------------------------------------------------- GEMM blocks
 # Row-major (r, s) arrays are column-major (s, r) matrices of their transposes, leading dim s.
+# W and dW may also be Fortran-ordered: the transposed view of a C-ordered (n_in, n_out) matrix,
+# a tied decoder's W = W_encᵀ. The GEMMs then read and write them in place with the other
+# transpose flag instead of needing a copy (and dW accumulates straight into the encoder's).
+
+
+@jit
+def _col_major(a):
+    """Whether a 2-D array's columns are contiguous (a Fortran-ordered / transposed view)."""
+    return a.strides[1] != a.itemsize
 
 
 @jit
@@ -74,30 +84,53 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1):
     """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ (one row: gemv, which reads W once without packing)."""
     n_in = x.shape[1]
     ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
-    if r1 - r0 == 1:
-        gemv(TRANS, n_in, c1 - c0, 1.0, W[c0:], ld_in, x[r0], 1, 0.0, z[r0, c0:], 1)
+    if _col_major(W):
+        ld_w = max(1, W.shape[0])
+        if r1 - r0 == 1:
+            gemv(NO_TRANS, c1 - c0, n_in, 1.0, W[c0:], ld_w, x[r0], 1, 0.0, z[r0, c0:], 1)
+            return
+        trans_w = NO_TRANS
     else:
-        gemm(TRANS, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_in, x[r0:], ld_in,
-             0.0, z[r0:, c0:], ld_out)
+        ld_w = ld_in
+        if r1 - r0 == 1:
+            gemv(TRANS, n_in, c1 - c0, 1.0, W[c0:], ld_w, x[r0], 1, 0.0, z[r0, c0:], 1)
+            return
+        trans_w = TRANS
+    gemm(trans_w, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_w, x[r0:], ld_in,
+         0.0, z[r0:, c0:], ld_out)
 
 
 @jit
 def _gemm_dx(dz, W, dx, r0, r1, i0, i1):
     """dx[r0:r1, i0:i1] = dz[r0:r1] W[:, i0:i1] (one row: gemv)."""
-    ld_in, ld_out = max(1, W.shape[1]), max(1, W.shape[0])
-    if r1 - r0 == 1:
-        gemv(NO_TRANS, i1 - i0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0], 1, 0.0, dx[r0, i0:], 1)
+    n_out = W.shape[0]
+    ld_in, ld_out = max(1, W.shape[1]), max(1, n_out)
+    if _col_major(W):
+        ld_w = ld_out
+        if r1 - r0 == 1:
+            gemv(TRANS, n_out, i1 - i0, 1.0, W[:, i0:], ld_w, dz[r0], 1, 0.0, dx[r0, i0:], 1)
+            return
+        trans_w = TRANS
     else:
-        gemm(NO_TRANS, NO_TRANS, i1 - i0, r1 - r0, W.shape[0], 1.0, W[:, i0:], ld_in, dz[r0:],
-             ld_out, 0.0, dx[r0:, i0:], ld_in)
+        ld_w = ld_in
+        if r1 - r0 == 1:
+            gemv(NO_TRANS, i1 - i0, n_out, 1.0, W[:, i0:], ld_w, dz[r0], 1, 0.0, dx[r0, i0:], 1)
+            return
+        trans_w = NO_TRANS
+    gemm(trans_w, NO_TRANS, i1 - i0, r1 - r0, n_out, 1.0, W[:, i0:], ld_w, dz[r0:], ld_out,
+         0.0, dx[r0:, i0:], ld_in)
 
 
 @jit
 def _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1):
     """dW[c0:c1, i0:i1] = dz[:, c0:c1]ᵀ x[:, i0:i1] + beta dW[c0:c1, i0:i1]."""
     ld_in, ld_out = max(1, x.shape[1]), max(1, dz.shape[1])
-    gemm(NO_TRANS, TRANS, i1 - i0, c1 - c0, x.shape[0], 1.0, x[:, i0:], ld_in, dz[:, c0:], ld_out,
-         beta, dW[c0:, i0:], ld_in)
+    if _col_major(dW):  # column-major dW: the same product, operands swapped
+        gemm(NO_TRANS, TRANS, c1 - c0, i1 - i0, x.shape[0], 1.0, dz[:, c0:], ld_out, x[:, i0:],
+             ld_in, beta, dW[c0:, i0:], ld_out)
+    else:
+        gemm(NO_TRANS, TRANS, i1 - i0, c1 - c0, x.shape[0], 1.0, x[:, i0:], ld_in, dz[:, c0:],
+             ld_out, beta, dW[c0:, i0:], ld_in)
 
 
 @jit
