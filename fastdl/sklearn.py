@@ -423,5 +423,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = [self._dtype().name]
+        # transform returns the model's dtype; an invalid dtype is reported by fit, not here
+        valid = self.dtype in ("float32", "float64", np.float32, np.float64)
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name if valid else "float32"]
         return tags

@@ -23,7 +23,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fastdl.sklearn import AutoencoderTransformer, PretrainedMLPClassifier, PretrainedMLPRegressor  # noqa: E402
 
 # Small networks and few epochs: check_estimator fits each estimator some fifty times.
-_SMALL = dict(hidden_layer_sizes=(8,), batch_size=32, max_iter=20, pretrain_epochs=1, learning_rate_init=1e-2, random_state=0)
+_SMALL = dict(hidden_layer_sizes=(8,), batch_size=32, max_iter=20, pretrain_epochs=1, learning_rate_init=1e-2,
+              random_state=0)
 
 
 def _classifier(**kw):
@@ -38,8 +39,21 @@ def _transformer(**kw):
     return AutoencoderTransformer(**{**dict(hidden_layer_sizes=(4,), max_iter=5, random_state=0), **kw})
 
 
-# Every check applies and passes: no expected failures to list.
-@parametrize_with_checks([_classifier(), _regressor(), _transformer()])
+_FLOAT32_ROUNDING = ("float32 network: a row's output depends on the batch it is computed in by a few ulp (the "
+                     "dense forward's summation order changes with the number of rows: 2.4e-7 measured on an output "
+                     "of 2.7), while these checks allow 1e-7, i.e. float64 rounding; "
+                     "test_predictions_do_not_depend_on_the_batch checks the property at float32 tolerance")
+
+
+def _expected_failed_checks(estimator):
+    """Checks that cannot pass, with the reason (every other check applies and passes)."""
+    if isinstance(estimator, (PretrainedMLPClassifier, PretrainedMLPRegressor)):
+        return {"check_methods_subset_invariance": _FLOAT32_ROUNDING,
+                "check_methods_sample_order_invariance": _FLOAT32_ROUNDING}
+    return {}
+
+
+@parametrize_with_checks([_classifier(), _regressor(), _transformer()], expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_contract(estimator, check):
     check(estimator)
 
@@ -92,6 +106,17 @@ def test_pickle_and_deepcopy_keep_predictions_and_training_state():
     np.testing.assert_array_equal(twin.model_.arena.params, clf.model_.arena.params)
     ae = _transformer().fit(X)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(ae)).transform(X), ae.transform(X))
+
+
+def test_predictions_do_not_depend_on_the_batch():
+    X, y = _blobs()
+    clf, reg = _classifier().fit(X, y), _regressor().fit(X, X[:, 0])
+    order = np.random.default_rng(0).permutation(len(X))
+    for method in (clf.predict_proba, reg.predict):
+        full = method(X)
+        np.testing.assert_allclose(np.concatenate([method(X[i:i + 1]) for i in range(10)]), full[:10], rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(method(X[order]), full[order], rtol=1e-5, atol=1e-6)
 
 
 def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
