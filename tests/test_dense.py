@@ -13,9 +13,16 @@ from fastdl.functional import dense, dense_backward
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "softmax",
                "gelu", "gelu_tanh", "swish", "silu"]
 GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
-# (batch, n_in, n_out): serial, n_out 1, rows split, features split with n_in < n_out and a small
-# batch, narrow output (dW split along n_in)
-SHAPES = [(1, 5, 3), (7, 13, 1), (80, 45, 37), (9, 70, 260), (50, 300, 10)]
+# (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above dense.SERIAL_WORK) with the
+# forward split by rows, the backward's dx by rows and dW by n_out; the forward split by features,
+# a small batch (serial dz) and dx split along n_in; a narrow output (dW split along n_in)
+SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (12, 170, 260), (110, 500, 10)]
+
+
+def test_shapes_reach_the_parallel_paths():
+    from fastdl._kernels.dense import SERIAL_WORK
+
+    assert all(np.prod(shape) > SERIAL_WORK for shape in SHAPES[2:])
 
 
 def _kwargs(activation, n_out, per_feature, rng):
@@ -103,7 +110,7 @@ def test_matches_torch(activation, dtype):
 @pytest.mark.parametrize("activation", ["relu", "prelu"])
 def test_accumulate_adds_to_existing_gradients(activation):
     rng = np.random.default_rng(7)
-    x, W, b, g = _problem((80, 45, 37), np.float32, rng)
+    x, W, b, g = _problem((100, 60, 90), np.float32, rng)
     kwargs = {"alpha": np.float32(0.2)} if activation == "prelu" else {}
     y, z = dense(x, W, b, activation, return_preactivation=True, **kwargs)
     v = {"z": z} if activation == "prelu" else {"y": y}
@@ -119,7 +126,7 @@ def test_accumulate_adds_to_existing_gradients(activation):
         np.testing.assert_allclose(buf, old + new, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(96, 64, 200), (40, 100, 64)])  # dx split by rows / by n_in
+@pytest.mark.parametrize("shape", [(96, 64, 200), (40, 220, 64)])  # dx split by rows / by n_in
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)

@@ -52,7 +52,9 @@ from fastdl._kernels.activations import specialize
 from fastdl._kernels.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
                                   gemm, gemv)
 
-SERIAL_WORK = 1 << 17  # batch · n_in · n_out at or below which a call runs on the calling thread
+# batch · n_in · n_out at or below which a call runs on the calling thread: each parallel region
+# costs a few µs to launch, about what one core needs for this many multiply-adds
+SERIAL_WORK = 1 << 19
 COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
 MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
 
