@@ -40,7 +40,7 @@ def _inputs(dtype, n=2000, seed=0):
 def _forward(name, x, p=None):
     out = np.empty_like(x)
     p = _param(name) if p is None else p
-    K.ACTIVATIONS[name].forward(x, x.dtype.type(p), out)
+    K.ACTIVATIONS[name].forward(x, float(p), out)
     return out
 
 
@@ -49,7 +49,7 @@ def _backward(name, g, x, p=None):
     p = _param(name) if p is None else p
     v = _forward(name, x, p) if act.grad_from == "output" else x
     out = np.empty_like(x)
-    act.backward(g, v, x.dtype.type(p), out)
+    act.backward(g, v, float(p), out)
     return out
 
 
@@ -189,7 +189,7 @@ def _param_backward(name, g, x, p):
     out = np.empty_like(x)
     kernels = K.PARAM_KERNELS[name]
     if np.ndim(p) == 0:
-        dp = kernels.backward_shared(g, x, x.dtype.type(p), out)
+        dp = kernels.backward_shared(g, x, float(p), out)
     else:
         dp = kernels.backward_features(g, x, p, out)
     return out, dp

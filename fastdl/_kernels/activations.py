@@ -19,7 +19,8 @@ not inf·0 = NaN), and is accurate in both tails (σ from e^{-|x|}, GELU from er
 Array kernels
 -------------
 Built by one factory from the elements over flat C-contiguous arrays: ``forward(x, p, out)`` is
-out = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v). Up to ``SERIAL_MAX`` elements they run a
+out = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v); the scalar ``p`` may be a Python float
+(cast to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX`` elements they run a
 plain loop on the calling thread (no thread launch); above it they split into ``CHUNK``-sized
 tasks over numba's threads. Parameter gradients (PReLU's alpha, Swish's beta; one shared scalar or
 one per feature = last axis) are float64 sums in an order fixed by the array size alone (pairwise
@@ -36,7 +37,8 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import FASTMATH, jit, pjit
@@ -55,6 +57,7 @@ _GELU_CUBIC = 0.044715
 SERIAL_MAX = 1 << 15  # at most this many elements: one thread, no parallel launch
 CHUNK = 1 << 14  # elements per parallel task; fixed, so reductions do not depend on thread count
 PAIRWISE_BLOCK = 256  # parameter-gradient terms summed pairwise per block of this many
+ROW_MAX_LANES = 16  # independent running maxima per softmax row (a 512-bit vector of float32)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -236,29 +239,38 @@ def silu_grad(x, p):
 
 
 @jit
-def _softmax_row(z, out):
-    """out = e^{z - max z} / Σ e^{z - max z}; a NaN anywhere (or a row of -inf) makes the row NaN."""
-    n = z.size
-    if n == 0:
-        return
-    m = z[0]
-    for j in range(1, n):
+def _row_max(z, lanes):
+    """max(z) through len(lanes) independent running maxima, which vectorise (a single running max
+    is a compare-select chain that LLVM cannot vectorise without 'nnan'). Which NaN wins does not
+    matter: a NaN anywhere turns the caller's row NaN."""
+    width = lanes.size
+    lanes[:] = z[0]
+    body = z.size - z.size % width
+    for j in range(0, body, width):
+        for k in range(width):
+            lanes[k] = z[j + k] if z[j + k] > lanes[k] else lanes[k]
+    m = lanes[0]
+    for k in range(1, width):
+        m = lanes[k] if lanes[k] > m else m
+    for j in range(body, z.size):
         m = z[j] if z[j] > m else m
+    return m
+
+
+@jit
+def _softmax_row(z, out, lanes):
+    """out = e^{z - max z} / Σ e^{z - max z}; a NaN anywhere (or a row of -inf) makes the row NaN."""
+    if z.size == 0:
+        return
+    m = _row_max(z, lanes)
     total = type(m)(0.0)
-    for j in range(n):
+    for j in range(z.size):
         e = vmath.exp(z[j] - m)
         out[j] = e
         total += e
     scale = type(m)(1.0) / total
-    for j in range(n):
+    for j in range(z.size):
         out[j] *= scale
-
-
-@jit
-def softmax_rows(z, out):
-    """Row-wise softmax of a 2-D block (serial: callable from inside other kernels' prange)."""
-    for i in range(z.shape[0]):
-        _softmax_row(z[i], out[i])
 
 
 @jit
@@ -273,6 +285,14 @@ def _softmax_backward_row(g, y, out):
 
 
 @jit
+def softmax_rows(z, out):
+    """Row-wise softmax of a 2-D block (serial: callable from inside other kernels' prange)."""
+    lanes = np.empty(ROW_MAX_LANES, z.dtype)
+    for i in range(z.shape[0]):
+        _softmax_row(z[i], out[i], lanes)
+
+
+@jit
 def softmax_backward_rows(g, y, out):
     """Softmax JVP per row: out = y ⊙ (g - Σ g ⊙ y) = (diag(y) - y yᵀ) g (serial, 2-D block)."""
     for i in range(y.shape[0]):
@@ -281,24 +301,39 @@ def softmax_backward_rows(g, y, out):
 
 @pjit
 def softmax_forward(z, out):
-    """softmax_rows over a 2-D array, rows spread over threads when large."""
+    """softmax_rows over a 2-D array, blocks of rows spread over threads when large."""
     rows = z.shape[0]
     if z.size <= SERIAL_MAX:
         softmax_rows(z, out)
     else:
-        for i in prange(rows):
-            _softmax_row(z[i], out[i])
+        block = max(1, CHUNK // z.shape[1])
+        for c in prange((rows + block - 1) // block):
+            lo, hi = c * block, min(rows, (c + 1) * block)
+            softmax_rows(z[lo:hi], out[lo:hi])
 
 
 @pjit
 def softmax_backward(g, y, out):
-    """softmax_backward_rows over a 2-D array, rows spread over threads when large."""
+    """softmax_backward_rows over a 2-D array, blocks of rows spread over threads when large."""
     rows = y.shape[0]
     if y.size <= SERIAL_MAX:
         softmax_backward_rows(g, y, out)
     else:
-        for i in prange(rows):
-            _softmax_backward_row(g[i], y[i], out[i])
+        block = max(1, CHUNK // y.shape[1])
+        for c in prange((rows + block - 1) // block):
+            lo, hi = c * block, min(rows, (c + 1) * block)
+            softmax_backward_rows(g[lo:hi], y[lo:hi], out[lo:hi])
+
+
+def _cast_like(x, value):
+    """``value`` as the element type of array ``x`` (so float32 kernels stay float32)."""
+
+
+@overload(_cast_like, jit_options={"fastmath": FASTMATH, "error_model": "numpy", "nogil": True})
+def _cast_like_overload(x, value):
+    if x.dtype == types.float32:
+        return lambda x, value: np.float32(value)
+    return lambda x, value: np.float64(value)
 
 
 # --------------------------------------------------------------------- kernel templates
@@ -326,6 +361,7 @@ def _map_features_template(x, p, out):
 
 
 def _forward_template(x, p, out):
+    p = _cast_like(x, p)
     n = x.size
     if n <= SERIAL_MAX:
         MAP(x, p, out)
@@ -336,6 +372,7 @@ def _forward_template(x, p, out):
 
 
 def _backward_template(g, v, p, out):
+    p = _cast_like(v, p)
     n = v.size
     if n <= SERIAL_MAX:
         MAP(g, v, p, out)
@@ -390,6 +427,7 @@ def _param_sum_features_template(g, x, p, out, acc):
 
 def _param_backward_template(g, x, p, out):
     # out = g * f'(x); returns sum(g * df/dp) in float64, summed per fixed chunk then in order
+    p = _cast_like(x, p)
     n = x.size
     chunks = (n + CHUNK - 1) // CHUNK
     partial = np.empty(chunks)  # np.zeros would be a parallel loop of its own in a pjit kernel
