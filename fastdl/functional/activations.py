@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from fastdl._kernels.activations import ACTIVATIONS, PARAM_KERNELS
-from fastdl._validation import as_float_array, check_out, check_same_shape
+from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out, check_same_shape
 
 __all__ = [
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "relu", "relu_backward",
@@ -29,9 +29,11 @@ __all__ = [
     "silu", "silu_backward",
 ]
 
-_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _SOFTMAX, _GELU, _GELU_TANH, _SILU = (
-    ACTIVATIONS[name] for name in
-    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "gelu", "gelu_tanh", "silu")
+_SOFTMAX = ACTIVATIONS["softmax"]
+# forward and backward array kernels, looked up once
+_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _GELU, _GELU_TANH, _SILU = (
+    (ACTIVATIONS[name].forward, ACTIVATIONS[name].backward) for name in
+    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu")
 )
 
 
@@ -46,19 +48,32 @@ def _real(value, name):
     raise TypeError(f"{name} must be a real number, got {value!r}")
 
 
-def _forward(act, x, p, out):
-    x = as_float_array(x, "x")
-    out = check_out(out, x.shape, x.dtype, (x,))
-    act.forward(x.reshape(-1), x.dtype.type(p), out.reshape(-1))
+# These two run on every call of most functions here and are kept lean (per-call overhead decides
+# small-array speed): a float ndarray skips as_float_array, and ravel() both flattens and makes a
+# non-contiguous input contiguous (a copy); the kernels cast p themselves.
+def _forward(kernel, x, p, out):
+    if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:
+        x = as_float_array(x, "x")
+    if out is None:
+        out = np.empty(x.shape, x.dtype)
+    else:
+        check_out(out, x.shape, x.dtype, (x,))
+    kernel(x.ravel(), p, out.ravel())
     return out
 
 
-def _backward(act, grad, v, v_name, p, out):
-    v = as_float_array(v, v_name)
-    grad = as_float_array(grad, "grad", v.dtype)
-    check_same_shape(grad, "grad", v, v_name)
-    out = check_out(out, v.shape, v.dtype, (grad, v))
-    act.backward(grad.reshape(-1), v.reshape(-1), v.dtype.type(p), out.reshape(-1))
+def _backward(kernel, grad, v, v_name, p, out):
+    if type(v) is not np.ndarray or v.dtype not in FLOAT_DTYPES:
+        v = as_float_array(v, v_name)
+    if type(grad) is not np.ndarray or grad.dtype != v.dtype:
+        grad = as_float_array(grad, "grad", v.dtype)
+    if grad.shape != v.shape:
+        check_same_shape(grad, "grad", v, v_name)
+    if out is None:
+        out = np.empty(v.shape, v.dtype)
+    else:
+        check_out(out, v.shape, v.dtype, (grad, v))
+    kernel(grad.ravel(), v.ravel(), p, out.ravel())
     return out
 
 
@@ -78,7 +93,7 @@ def _param_forward(kind, x, param, name, out):
     x = as_float_array(x, "x")
     param, per_feature = _parameter(x, param, name)
     if not per_feature:
-        return _forward(ACTIVATIONS[kind], x, param.reshape(-1)[0], out)
+        return _forward(ACTIVATIONS[kind].forward, x, float(param.reshape(-1)[0]), out)
     out = check_out(out, x.shape, x.dtype, (x,))
     if x.size:
         features = x.shape[-1]
@@ -95,8 +110,8 @@ def _param_backward(kind, grad, x, param, name, out):
     out = check_out(out, x.shape, x.dtype, (grad, x))
     kernels = PARAM_KERNELS[kind]
     if not per_feature:
-        dparam = kernels.backward_shared(grad.reshape(-1), x.reshape(-1),
-                                         param.reshape(-1)[0], out.reshape(-1))
+        dparam = kernels.backward_shared(grad.ravel(), x.ravel(), float(param.reshape(-1)[0]),
+                                         out.ravel())
     elif param.size:
         features = param.size
         dparam = kernels.backward_features(grad.reshape(-1, features), x.reshape(-1, features),
@@ -126,42 +141,42 @@ def _rows(a):
 
 def sigmoid(x, *, out=None):
     """σ(x) = 1 / (1 + e^{-x}), elementwise; exactly 0 / 1 in the far tails."""
-    return _forward(_SIGMOID, x, 0.0, out)
+    return _forward(_SIGMOID[0], x, 0.0, out)
 
 
 def sigmoid_backward(grad, y, *, out=None):
     """grad ⊙ y (1 - y), from the output y = sigmoid(x)."""
-    return _backward(_SIGMOID, grad, y, "y", 0.0, out)
+    return _backward(_SIGMOID[1], grad, y, "y", 0.0, out)
 
 
 def tanh(x, *, out=None):
     """tanh(x), elementwise."""
-    return _forward(_TANH, x, 0.0, out)
+    return _forward(_TANH[0], x, 0.0, out)
 
 
 def tanh_backward(grad, y, *, out=None):
     """grad ⊙ (1 - y²), from the output y = tanh(x)."""
-    return _backward(_TANH, grad, y, "y", 0.0, out)
+    return _backward(_TANH[1], grad, y, "y", 0.0, out)
 
 
 def relu(x, *, out=None):
     """max(x, 0), elementwise (NaN kept)."""
-    return _forward(_RELU, x, 0.0, out)
+    return _forward(_RELU[0], x, 0.0, out)
 
 
 def relu_backward(grad, y, *, out=None):
     """grad where y > 0, else 0 (0 at x = 0, as torch), from the output y = relu(x)."""
-    return _backward(_RELU, grad, y, "y", 0.0, out)
+    return _backward(_RELU[1], grad, y, "y", 0.0, out)
 
 
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """x for x ≥ 0, negative_slope · x below."""
-    return _forward(_LEAKY_RELU, x, _real(negative_slope, "negative_slope"), out)
+    return _forward(_LEAKY_RELU[0], x, _real(negative_slope, "negative_slope"), out)
 
 
 def leaky_relu_backward(grad, x, negative_slope=0.01, *, out=None):
     """grad for x > 0, negative_slope · grad for x ≤ 0, from the input x."""
-    return _backward(_LEAKY_RELU, grad, x, "x", _real(negative_slope, "negative_slope"), out)
+    return _backward(_LEAKY_RELU[1], grad, x, "x", _real(negative_slope, "negative_slope"), out)
 
 
 def prelu(x, alpha, *, out=None):
@@ -177,7 +192,7 @@ def prelu_backward(grad, x, alpha, *, out=None):
 
 def elu(x, alpha=1.0, *, out=None):
     """x for x > 0, alpha (e^x - 1) otherwise."""
-    return _forward(_ELU, x, _real(alpha, "alpha"), out)
+    return _forward(_ELU[0], x, _real(alpha, "alpha"), out)
 
 
 def elu_backward(grad, y, alpha=1.0, *, out=None):
@@ -188,7 +203,7 @@ def elu_backward(grad, y, alpha=1.0, *, out=None):
     alpha = _real(alpha, "alpha")
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0 to differentiate from the output, got {alpha}")
-    return _backward(_ELU, grad, y, "y", alpha, out)
+    return _backward(_ELU[1], grad, y, "y", alpha, out)
 
 
 def softmax(x, *, out=None):
@@ -215,12 +230,12 @@ def softmax_backward(grad, y, *, out=None):
 def gelu(x, approximate="none", *, out=None):
     """x Φ(x) with Φ the standard normal CDF (exact, via erfc); approximate="tanh" gives
     x (1 + tanh(√(2/π)(x + 0.044715 x³))) / 2, as torch."""
-    return _forward(_gelu_kind(approximate), x, 0.0, out)
+    return _forward(_gelu_kind(approximate)[0], x, 0.0, out)
 
 
 def gelu_backward(grad, x, approximate="none", *, out=None):
     """grad ⊙ (Φ(x) + x φ(x)) (or the tanh form's derivative), from the input x."""
-    return _backward(_gelu_kind(approximate), grad, x, "x", 0.0, out)
+    return _backward(_gelu_kind(approximate)[1], grad, x, "x", 0.0, out)
 
 
 def swish(x, beta, *, out=None):
@@ -236,12 +251,12 @@ def swish_backward(grad, x, beta, *, out=None):
 
 def silu(x, *, out=None):
     """x σ(x) (swish with beta = 1)."""
-    return _forward(_SILU, x, 0.0, out)
+    return _forward(_SILU[0], x, 0.0, out)
 
 
 def silu_backward(grad, x, *, out=None):
     """grad ⊙ (σ(x) + x σ(x) σ(-x)), from the input x."""
-    return _backward(_SILU, grad, x, "x", 0.0, out)
+    return _backward(_SILU[1], grad, x, "x", 0.0, out)
 
 
 def _warmup(dtype):
