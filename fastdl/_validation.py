@@ -8,6 +8,7 @@ Non-contiguous inputs are copied once to C order; the caller's array is never wr
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
 def as_float_array(x, name, dtype=None):
@@ -16,6 +17,9 @@ def as_float_array(x, name, dtype=None):
     With ``dtype`` given the result has that dtype, converted if needed (used when an argument
     must match another one, e.g. a gradient and its input).
     """
+    if (type(x) is np.ndarray and (x.dtype is _FLOAT32 or x.dtype is _FLOAT64)
+            and (dtype is None or x.dtype == dtype) and x.flags.c_contiguous):
+        return x  # the common case, checked cheaply (per-call overhead matters for small arrays)
     arr = np.asarray(x)
     if dtype is None:
         if arr.dtype in FLOAT_DTYPES:
