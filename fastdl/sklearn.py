@@ -16,8 +16,9 @@ The estimators hold no math and no training loop: they translate scikit-learn's 
 =======================  =============================================================
 ``max_iter``             epochs of fine-tuning (of each autoencoder for the transformer)
 ``learning_rate_init``   the optimizer's ``lr`` (pre-training uses the same)
-``alpha``                the optimizer's ``weight_decay``: L2 added to the gradient as αθ
-                         (decoupled, θ ← θ(1 − ηα), for ``optimizer="adamw"``)
+``alpha``                L2 penalty on MLPClassifier's scale: α‖θ‖² / (2·batch_size) added to
+                         the mean batch loss, i.e. the optimizer's ``weight_decay = α / batch_size``
+                         (biases included; decoupled for ``optimizer="adamw"``)
 ``batch_size="auto"``    ``min(200, n_samples)``
 ``early_stopping``       hold out ``validation_fraction`` and stop once the validation loss
                          has not improved by ``tol`` for ``n_iter_no_change`` epochs; without
@@ -137,10 +138,10 @@ class _FastdlEstimator(BaseEstimator):
 
     def _fit_options(self, n_samples, incremental):
         """Keyword arguments of ``model.fit`` for one training call."""
-        options = {"epochs": 1 if incremental else self.max_iter,
-                   "batch_size": min(200, n_samples) if self.batch_size == "auto" else self.batch_size,
+        batch_size = min(200, n_samples) if self.batch_size == "auto" else self.batch_size
+        options = {"epochs": 1 if incremental else self.max_iter, "batch_size": batch_size,
                    "optimizer": self.optimizer, "lr": self.learning_rate_init,
-                   "optimizer_params": {"weight_decay": self.alpha}, "shuffle": self.shuffle,
+                   "optimizer_params": {"weight_decay": self.alpha / batch_size}, "shuffle": self.shuffle,
                    "progress": bool(self.verbose)}
         if not incremental:
             if self.early_stopping:

@@ -119,6 +119,13 @@ def test_predictions_do_not_depend_on_the_batch():
         np.testing.assert_allclose(method(X[order]), full[order], rtol=1e-5, atol=1e-6)
 
 
+def test_alpha_is_the_l2_penalty_on_mlpclassifier_scale():
+    X, y = _blobs()
+    clf = _classifier(alpha=0.32, batch_size=32).fit(X, y)
+    assert clf.model_.optimizer_.weight_decay == pytest.approx(0.32 / 32)
+    assert type(clf.model_.optimizer_).__name__ == "Adam" and clf.model_.optimizer_.lr == pytest.approx(1e-2)
+
+
 def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
     clf = _classifier(hidden_layer_sizes=(6, 4), corruption=("mask", 0.1), dropout=0.2).fit(*_blobs())
     twin = clone(clf)
