@@ -15,14 +15,15 @@ ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "el
 GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
 # (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above dense.SERIAL_WORK) with the
 # forward split by rows, the backward's dx by rows and dW by n_out; the forward split by features,
-# a small batch (serial dz) and dx split along n_in; a narrow output (dW split along n_in)
-SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (12, 170, 260), (110, 500, 10)]
+# dz by rows and dx along n_in; a narrow output (serial dz, dW split along n_in)
+SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10)]
 
 
 def test_shapes_reach_the_parallel_paths():
-    from fastdl._kernels.dense import SERIAL_WORK
+    from fastdl._kernels.dense import DZ_WORK, SERIAL_WORK
 
     assert all(np.prod(shape) > SERIAL_WORK for shape in SHAPES[2:])
+    assert 40 * 260 * DZ_WORK > SERIAL_WORK  # dz alone in its region, parallel
 
 
 def _kwargs(activation, n_out, per_feature, rng):
@@ -126,7 +127,7 @@ def test_accumulate_adds_to_existing_gradients(activation):
         np.testing.assert_allclose(buf, old + new, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(96, 64, 200), (40, 220, 64)])  # dx split by rows / by n_in
+@pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150)])  # dx split by rows / by n_in
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)

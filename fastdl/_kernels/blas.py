@@ -1,4 +1,4 @@
-"""Direct BLAS calls from numba kernels: ``gemm`` with transposes, alpha/beta and leading dimensions.
+"""Direct BLAS calls from numba kernels: ``gemm``/``gemv`` with transposes, alpha/beta, strides.
 
 numba's ``np.dot`` gives no control over transposes, beta (accumulate into an existing buffer) or
 sub-blocks of a larger matrix, so the dense kernels call scipy's BLAS (``scipy.linalg.cython_blas``,

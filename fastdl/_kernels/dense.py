@@ -19,8 +19,8 @@ v = y or z as ``GRAD_FROM`` says:
 ``accumulate`` adds dW, db, dp to the buffers' contents (BLAS beta = 1) instead of overwriting
 them. ``dz`` is a workspace; it may be ``g`` itself unless the activation has a learnable
 parameter (whose gradient reads g after dz is written). ``dp`` is written only for PReLU and
-Swish (pass any array otherwise, e.g. ``p``). db and dp are float64 sums in a fixed order per column:
-the same bits whatever the thread count. Only a (2, n_out) float64 scratch is allocated.
+Swish (pass any array otherwise, e.g. ``p``). db and dp are float64 sums in a fixed order per
+column: the same bits whatever the thread count. Only a (2, n_out) float64 scratch is allocated.
 
 How the work is split: each call makes scipy's BLAS single-threaded (see blas.py) and cuts the
 output into one block per numba thread, each block a single-threaded GEMM followed at once by
@@ -52,9 +52,11 @@ from fastdl._kernels.activations import specialize
 from fastdl._kernels.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
                                   gemm, gemv)
 
-# batch · n_in · n_out at or below which a call runs on the calling thread: each parallel region
-# costs a few µs to launch, about what one core needs for this many multiply-adds
-SERIAL_WORK = 1 << 19
+# multiply-adds at or below which a parallel region's work runs on the calling thread (a GEMM
+# block region does batch · n_in · n_out): a region costs a few µs to launch, about what one core
+# needs for this much work
+SERIAL_WORK = 1 << 17
+DZ_WORK = 16  # multiply-add equivalents per element of dz (a transcendental derivative)
 COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
 MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
 
@@ -137,7 +139,7 @@ def _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1):
 
 @jit
 def _column_sums(a, sums, c0, c1):
-    """sums[j] = Σ_i a[i, j] for c0 <= j < c1, float64, rows in order (no thread-count dependence)."""
+    """sums[j] = Σ_i a[i, j] for c0 <= j < c1, in float64, rows in order (any thread count)."""
     sc = sums[c0:c1]
     sc[:] = 0.0
     for i in range(a.shape[0]):
@@ -323,7 +325,7 @@ def _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, c0, c1, i0, i1):
 
 @pjit
 def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate):
-    """dz, dx, dW, db, dp of the dense layer for the activation ``kind`` (see the module docstring)."""
+    """dz, dx, dW, db, dp of the dense layer for activation ``kind`` (see the module docstring)."""
     batch, n_in = x.shape
     n_out = W.shape[0]
     work = batch * n_in * n_out
@@ -332,7 +334,7 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     #    the batch is at least n_in; else by blocks of n_in, so that each thread packs its part of
     #    W instead of all of it (a block of rows of dx reads all of W).
     dx_by_rows = batch >= max(n_in, 2 * MIN_ROWS)
-    blocks, span = _split(batch, n_out, True, work)
+    blocks, span = _split(batch, n_out, True, work if dx_by_rows else batch * n_out * DZ_WORK)
     if blocks == 1:
         _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx and dx_by_rows, 0, batch)
     else:

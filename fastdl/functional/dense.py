@@ -46,8 +46,9 @@ def _weights(W, b):
     if b is None:
         return W, np.zeros(W.shape[0], dtype=W.dtype)
     if not isinstance(b, np.ndarray) or b.shape != (W.shape[0],):
+        got = b.shape if isinstance(b, np.ndarray) else type(b).__name__
         raise ValueError(f"b must be a numpy array of shape ({W.shape[0]},) for W of shape "
-                         f"{W.shape}, got {b.shape if isinstance(b, np.ndarray) else type(b).__name__}")
+                         f"{W.shape}, got {got}")
     if b.dtype != W.dtype:
         raise TypeError(f"b has dtype {b.dtype}, but W has dtype {W.dtype}")
     if not b.flags.c_contiguous:
@@ -142,8 +143,8 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
         raise ValueError(f"alpha must be >= 0 to differentiate elu from its output, got {p[0]}")
     v_name, v = ("y", y) if GRAD_FROM[activation] == "output" else ("z", z)
     if v is None:
-        raise ValueError(f"the derivative of {activation} is computed from "
-                         f"{'the output: pass y' if v_name == 'y' else 'the pre-activation: pass z'}")
+        source = "the output: pass y" if v_name == "y" else "the pre-activation: pass z"
+        raise ValueError(f"the derivative of {activation} is computed from {source}")
     shape = x.shape[:-1] + (W.shape[0],)
     v = _matching(v, v_name, W, W.shape[0], "n_out")
     grad = _matching(grad, "grad", W, W.shape[0], "n_out")
@@ -164,8 +165,8 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     grad2 = grad.reshape(rows, W.shape[0])
     _backward_kernel(ACTIVATION_IDS[activation], grad2, x.reshape(rows, W.shape[1]), W,
                      v.reshape(rows, W.shape[0]), p, np.empty_like(grad2),
-                     dx.reshape(rows if need_dx else 0, W.shape[1]), dW, db, dp.reshape(-1), need_dx,
-                     accumulate)
+                     dx.reshape(rows if need_dx else 0, W.shape[1]), dW, db, dp.reshape(-1),
+                     need_dx, accumulate)
     result = (dx if need_dx else None, dW, db)
     return result + (dp,) if learnable else result
 
