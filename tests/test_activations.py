@@ -191,7 +191,7 @@ def _param_backward(name, g, x, p):
     if np.ndim(p) == 0:
         dp = kernels.backward_shared(g, x, float(p), out)
     else:
-        dp = kernels.backward_features(g, x, p, out)
+        dp = kernels.backward_features(g.ravel(), x.ravel(), p, out.ravel())
     return out, dp
 
 
@@ -206,7 +206,7 @@ def test_param_kernels_match_reference(name, dtype):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
 
     out = np.empty_like(x)
-    K.PARAM_KERNELS[name].forward_features(x, p, out)
+    K.PARAM_KERNELS[name].forward_features(x.ravel(), p, out.ravel())
     np.testing.assert_allclose(out, R.FORWARD[name](x64, p64), rtol=rtol, atol=1e-30)
 
     dx, dp = _param_backward(name, g, x, p)

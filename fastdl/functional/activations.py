@@ -92,13 +92,11 @@ def _parameter(x, param, name):
 def _param_forward(kind, x, param, name, out):
     x = as_float_array(x, "x")
     param, per_feature = _parameter(x, param, name)
+    kernels = ACTIVATIONS[kind] if not per_feature else PARAM_KERNELS[kind]
     if not per_feature:
-        return _forward(ACTIVATIONS[kind].forward, x, float(param.reshape(-1)[0]), out)
-    out = check_out(out, x.shape, x.dtype, (x,))
-    if x.size:
-        features = x.shape[-1]
-        PARAM_KERNELS[kind].forward_features(x.reshape(-1, features), param,
-                                             out.reshape(-1, features))
+        return _forward(kernels.forward, x, float(param.reshape(-1)[0]), out)
+    out = np.empty(x.shape, x.dtype) if out is None else check_out(out, x.shape, x.dtype, (x,))
+    kernels.forward_features(x.ravel(), param, out.ravel())
     return out
 
 
@@ -107,15 +105,13 @@ def _param_backward(kind, grad, x, param, name, out):
     grad = as_float_array(grad, "grad", x.dtype)
     check_same_shape(grad, "grad", x, "x")
     param, per_feature = _parameter(x, param, name)
-    out = check_out(out, x.shape, x.dtype, (grad, x))
+    out = np.empty(x.shape, x.dtype) if out is None else check_out(out, x.shape, x.dtype, (grad, x))
     kernels = PARAM_KERNELS[kind]
     if not per_feature:
         dparam = kernels.backward_shared(grad.ravel(), x.ravel(), float(param.reshape(-1)[0]),
                                          out.ravel())
     elif param.size:
-        features = param.size
-        dparam = kernels.backward_features(grad.reshape(-1, features), x.reshape(-1, features),
-                                           param, out.reshape(-1, features))
+        dparam = kernels.backward_features(grad.ravel(), x.ravel(), param, out.ravel())
     else:  # x has an empty last axis
         dparam = np.zeros(0)
     return out, np.asarray(dparam, dtype=x.dtype).reshape(param.shape)
