@@ -5,9 +5,10 @@ Run: ``pytest benchmarks/bench_activations.py --benchmark-min-rounds=5 --benchma
 and ``copy`` rows. Groups are ``<activation>-<fwd|bwd>-<8M|4096>`` on float32.
 
 Like with like: ``fastdl``, ``numpy`` and ``torch`` all return a new array (torch's backward is the
-aten kernel autograd calls); ``fastdl-out`` writes into a preallocated buffer, as the training loop
-does. ``copy`` copies the input's bytes into a preallocated buffer (one read, one write): the
-bandwidth floor. A forward reads and writes as much as the copy; a backward reads one more array.
+aten kernel autograd calls); ``fastdl-out`` and ``torch-out`` write into a preallocated buffer, as a
+training loop does (fresh 32 MB arrays cost page faults, and numpy's allocator asks for huge pages
+where torch's does not, so the allocating 8M rows partly measure allocators). ``copy`` copies the
+input's bytes into a preallocated buffer (one read, one write): the bandwidth floor. A forward reads and writes as much as the copy; a backward reads one more array.
 PReLU has one alpha per feature (1024 features), Swish one shared beta; their backward includes the
 parameter gradient's reduction.
 """
@@ -136,8 +137,33 @@ CASES = {
               "numpy": lambda g, x, p: _np_swish_backward(g, x, np.float32(1))[0],
               "torch": lambda g, x, p: aten.silu_backward(g, x)}),
 }
+# torch writing into a preallocated tensor (the aten .out / .grad_input overloads), to compare with
+# fastdl-out; prelu and swish have none
+TORCH_OUT = {
+    "sigmoid": (lambda x, p, o: aten.sigmoid.out(x, out=o),
+                lambda g, y, p, o: aten.sigmoid_backward.grad_input(g, y, grad_input=o)),
+    "tanh": (lambda x, p, o: aten.tanh.out(x, out=o),
+             lambda g, y, p, o: aten.tanh_backward.grad_input(g, y, grad_input=o)),
+    "relu": (lambda x, p, o: aten.clamp_min.out(x, 0, out=o),
+             lambda g, y, p, o: aten.threshold_backward.grad_input(g, y, 0, grad_input=o)),
+    "leaky_relu": (lambda x, p, o: aten.leaky_relu.out(x, p, out=o),
+                   lambda g, x, p, o: aten.leaky_relu_backward.grad_input(g, x, p, False,
+                                                                          grad_input=o)),
+    "elu": (lambda x, p, o: aten.elu.out(x, p, 1, 1, out=o),
+            lambda g, y, p, o: aten.elu_backward.grad_input(g, p, 1, 1, True, y, grad_input=o)),
+    "softmax": (lambda x, p, o: aten._softmax.out(x, -1, False, out=o),
+                lambda g, y, p, o: aten._softmax_backward_data.out(g, y, -1, torch.float32,
+                                                                   grad_input=o)),
+    "gelu": (lambda x, p, o: aten.gelu.out(x, out=o),
+             lambda g, x, p, o: aten.gelu_backward.grad_input(g, x, grad_input=o)),
+    "gelu_tanh": (lambda x, p, o: aten.gelu.out(x, approximate="tanh", out=o),
+                  lambda g, x, p, o: aten.gelu_backward.grad_input(g, x, approximate="tanh",
+                                                                   grad_input=o)),
+    "silu": (lambda x, p, o: aten.silu.out(x, out=o),
+             lambda g, x, p, o: aten.silu_backward.grad_input(g, x, grad_input=o)),
+}
 PARAMS = {"leaky_relu": SLOPE, "elu": ELU_ALPHA, "swish": BETA}
-IMPLS = ["fastdl", "fastdl-out", "numpy", "torch", "copy"]
+IMPLS = ["fastdl", "fastdl-out", "numpy", "torch", "torch-out", "copy"]
 
 
 def _arrays(name, size):
@@ -171,6 +197,11 @@ def test_activation(benchmark, impl, name, direction, size):
         call, args = funcs["fastdl"], (*args, np.empty_like(x))
     elif impl == "torch":
         call, args = funcs["torch"], tuple(_torch(a) for a in args)
+    elif impl == "torch-out":
+        if name not in TORCH_OUT:
+            pytest.skip(f"torch has no out= variant of {name}")
+        call = TORCH_OUT[name][direction == "bwd"]
+        args = (*(_torch(a) for a in args), torch.empty(x.shape))
     else:
         call = funcs[impl]
     with np.errstate(over="ignore", invalid="ignore"):
