@@ -18,7 +18,8 @@ member                content
 
 Strings are stored as NumPy unicode arrays, so ``np.load(path, allow_pickle=False)`` reads every
 member. ``load`` rebuilds the model from its config, checks that the rebuilt arena has the same
-dtype, size and layout as the file, and copies the parameters in.
+dtype, size and layout as the file, and copies the parameters in. Pickling or copying a model goes
+through the same pieces (:func:`model_pieces`, :func:`model_from_pieces`).
 """
 import json
 import os
@@ -40,26 +41,60 @@ def _json_array(obj):
     return np.array(json.dumps(obj, sort_keys=True))
 
 
+def model_pieces(model, *, optimizer=True):
+    """``model`` as plain data, what :func:`save` writes and what a pickled or copied model holds:
+    ``{"class": type, "config", "params", "layout", "state", "optimizer"}``, the last being
+    ``{"class": name, **state_dict}`` of the model's optimizer, or None (also with ``optimizer=False``).
+    ``params`` and the layout are the live arena's, not copies."""
+    opt = getattr(model, "optimizer_", None) if optimizer else None
+    return {"class": type(model), "config": model.get_config(), "params": model.arena.params,
+            "layout": model.arena.layout, "state": model.get_state(),
+            "optimizer": None if opt is None else {"class": type(opt).__name__, **opt.state_dict()}}
+
+
+def model_from_pieces(cls, config, params, layout, state, optimizer=None):
+    """A new model of class ``cls`` built from :func:`model_pieces` (``params`` copied into its own
+    arena). Raises ValueError when the pieces do not fit together, before returning anything."""
+    try:
+        model = cls.from_config(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"the config does not build a {cls.__name__} ({exc})") from None
+    params = np.asarray(params)
+    arena = model.arena
+    if params.dtype != arena.params.dtype or params.shape != arena.params.shape:
+        raise ValueError(f"params are {params.dtype}{params.shape}, but the config builds "
+                         f"{arena.params.dtype}{arena.params.shape}")
+    if json.loads(json.dumps(layout)) != json.loads(json.dumps(arena.layout)):
+        raise ValueError("the parameter layout does not match the model its config builds")
+    np.copyto(arena.params, params)
+    model.set_state(state)
+    if optimizer is not None:
+        try:
+            model.restore_optimizer(optimizer["class"], optimizer)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the optimizer state does not fit the model ({exc})") from None
+    return model
+
+
 def save(model, path, *, optimizer=True):
     """Write ``model`` (and its optimizer's state, unless ``optimizer=False``) to ``path``.
 
     The file is written to a temporary file in the same directory and renamed over ``path``, so a
     crash never leaves a half-written model behind. ``path`` is used as given (no suffix added).
     """
+    pieces = model_pieces(model, optimizer=optimizer)
     arrays = {
         "fastdl_format": np.array(FORMAT_NAME),
         "fastdl_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "config": _json_array({"class": type(model).__name__, "config": model.get_config()}),
-        "params": model.arena.params,
-        "layout": _json_array(model.arena.layout),
-        "state": _json_array(model.get_state()),
+        "config": _json_array({"class": pieces["class"].__name__, "config": pieces["config"]}),
+        "params": pieces["params"],
+        "layout": _json_array(pieces["layout"]),
+        "state": _json_array(pieces["state"]),
     }
-    opt = getattr(model, "optimizer_", None)
-    if optimizer and opt is not None:
-        state_dict = opt.state_dict()
-        arrays["optimizer"] = _json_array({"class": type(opt).__name__, "step": state_dict["step"],
-                                           "hyper": state_dict["hyper"]})
-        arrays.update({f"optimizer.{name}": row for name, row in state_dict["state"].items()})
+    opt = pieces["optimizer"]
+    if opt is not None:
+        arrays["optimizer"] = _json_array({"class": opt["class"], "step": opt["step"], "hyper": opt["hyper"]})
+        arrays.update({f"optimizer.{name}": row for name, row in opt["state"].items()})
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastdl-", suffix=".tmp", dir=directory)
     try:
@@ -115,23 +150,12 @@ def load(path):
     cls = models.MODEL_CLASSES.get(config.get("class")) if isinstance(config, dict) else None
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {config.get('class') if isinstance(config, dict) else config!r}")
-    model = cls.from_config(config["config"])
-    params = members["params"]
-    arena = model.arena
-    if params.dtype != arena.params.dtype or params.shape != arena.params.shape:
-        raise ModelFileError(
-            f"{path}: params are {params.dtype}{params.shape}, but the config builds "
-            f"{arena.params.dtype}{arena.params.shape}")
-    if layout != json.loads(json.dumps(arena.layout)):
-        raise ModelFileError(f"{path}: the parameter layout does not match the model its config builds")
-    np.copyto(arena.params, params)
-    model.set_state(state)
+    optimizer = None
     if "optimizer" in members:
-        meta = _json_member(members, "optimizer", path)
         prefix = "optimizer."
-        state = {k[len(prefix):]: v for k, v in members.items() if k.startswith(prefix)}
-        try:
-            model.restore_optimizer(meta["class"], {"step": meta["step"], "hyper": meta["hyper"], "state": state})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: the optimizer state does not fit the model ({exc})") from None
-    return model
+        optimizer = {**_json_member(members, "optimizer", path),
+                     "state": {k[len(prefix):]: v for k, v in members.items() if k.startswith(prefix)}}
+    try:
+        return model_from_pieces(cls, config.get("config"), members["params"], layout, state, optimizer)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from fastdl import _ops, optim
+from fastdl import _ops, io as _io, optim
 from fastdl._kernels import noise as _noise
 from fastdl._validation import FLOAT_DTYPES
 from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
@@ -289,6 +289,16 @@ class Model:
         opt = cls(self.arena, **kwargs)
         opt.load_state_dict(state_dict)
         self.optimizer_ = opt
+
+    def __reduce__(self):
+        """Pickle and copy (``copy.copy`` and ``copy.deepcopy`` too) through the pieces a saved
+        file holds: the copy is rebuilt from the config, so its layers are views of its own arena
+        (pickling the live object would give them copies of the old one), and carries the
+        parameters, the fitted state and the optimizer's state. ``history_``,
+        ``pretrain_report_`` and the workspaces are not carried."""
+        pieces = _io.model_pieces(self)
+        return _io.model_from_pieces, (pieces["class"], pieces["config"], pieces["params"], pieces["layout"],
+                                       pieces["state"], pieces["optimizer"])
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

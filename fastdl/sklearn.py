@@ -32,7 +32,7 @@ The estimators hold no math and no training loop: they translate scikit-learn's 
 
 ``partial_fit`` runs one epoch over the given batch from the current weights, without
 pre-training and without early stopping (the optimizer and its state carry over).
-Fitted models pickle through their config, parameters, state and optimizer state.
+Fitted estimators pickle and copy as their models do (config, parameters, state, optimizer state).
 """
 from numbers import Integral, Real
 
@@ -45,43 +45,13 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classi
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastdl.layers import ACTIVATIONS
-from fastdl.models import MODEL_CLASSES, OPTIMIZERS, Autoencoder, Model, StackedAutoencoder
+from fastdl.models import OPTIMIZERS, Autoencoder, StackedAutoencoder
 
 __all__ = ["AutoencoderTransformer", "PretrainedMLPClassifier", "PretrainedMLPRegressor"]
 
 #: scikit-learn's name for the sigmoid, accepted beside fastdl's own names
 _ALIASES = {"logistic": "sigmoid"}
 _HIDDEN_ACTIVATIONS = (set(ACTIVATIONS) - {"softmax"}) | set(_ALIASES)
-
-
-class _FrozenModel:
-    """A model as plain data (config, parameters, state, optimizer state) for pickling: a live
-    model's layers hold views into its arena, which pickle would turn into separate copies."""
-
-    def __init__(self, model):
-        opt = model.optimizer_
-        self.class_name = type(model).__name__
-        self.config = model.get_config()
-        self.params = model.arena.params.copy()
-        self.state = model.get_state()
-        self.optimizer = None if opt is None else (type(opt).__name__, opt.state_dict())
-
-    def thaw(self):
-        model = MODEL_CLASSES[self.class_name].from_config(self.config)
-        np.copyto(model.arena.params, self.params)
-        model.set_state(self.state)
-        if self.optimizer is not None:
-            model.restore_optimizer(*self.optimizer)
-        return model
-
-
-def _map_models(value, function):
-    """``function`` applied to a model or to each model of a list; anything else unchanged."""
-    if isinstance(value, (Model, _FrozenModel)):
-        return function(value)
-    if isinstance(value, list) and value and all(isinstance(v, (Model, _FrozenModel)) for v in value):
-        return [function(v) for v in value]
-    return value
 
 
 class _FastdlEstimator(BaseEstimator):
@@ -107,14 +77,6 @@ class _FastdlEstimator(BaseEstimator):
         "warm_start": ["boolean"],
         "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
     }
-
-    # --- pickling: models travel as plain data ------------------------------------------------
-    def __getstate__(self):
-        state = super().__getstate__()
-        return {key: _map_models(value, _FrozenModel) for key, value in state.items()}
-
-    def __setstate__(self, state):
-        super().__setstate__({key: _map_models(value, _FrozenModel.thaw) for key, value in state.items()})
 
     # --- parameter translation -----------------------------------------------------------------
     def _hidden_sizes(self):

@@ -1,5 +1,7 @@
 """Models: accuracy on digits, the autoencoder against PCA, tied weights, gradients, determinism,
 input validation with the model unchanged, and no allocation per training step."""
+import copy
+import pickle
 import tracemalloc
 
 import numpy as np
@@ -72,6 +74,46 @@ def test_tied_weights_stay_one_array_through_training(digits):
     logits = codes @ ae.encoder.W + ae.decoder.b  # the decoder really uses Wᵀ
     np.testing.assert_allclose(ae.decode(codes), 1 / (1 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
 
+
+
+def test_copies_and_pickles_are_independent_working_models(digits):
+    X, y = digits[0][:160], digits[2][:160]
+    net = StackedAutoencoder([64, 16], 10, activation="relu", dropout=0.1, seed=2)
+    net.fit(X, y, pretrain_epochs=1, epochs=1, batch_size=32)
+    before = net.arena.params.copy()
+    twin = copy.deepcopy(net)
+    dense = [i for i, layer in enumerate(net.layers) if not isinstance(layer, fastdl.Dropout)]
+    for i in dense:  # the copy's layers are views of the copy's arena, not of the original's
+        for tensor in ("W", "b"):
+            view = getattr(twin.layers[i], tensor)
+            assert np.shares_memory(view, twin.arena.params) and not np.shares_memory(view, net.arena.params)
+            np.testing.assert_array_equal(view, twin.arena.param(f"layer{i}.{tensor}"))
+    twin.fit(X, y, pretrain=False, epochs=1, batch_size=32)
+    np.testing.assert_array_equal(net.arena.params, before)  # the original is untouched
+    assert not np.array_equal(twin.arena.params, before)
+    restored = pickle.loads(pickle.dumps(net))
+    assert restored.get_config() == net.get_config() and restored.classes_.tolist() == list(range(10))
+    assert (restored.step_, restored.epoch_) == (net.step_, net.epoch_)
+    np.testing.assert_array_equal(restored.predict_proba(X), net.predict_proba(X))
+    # the same epoch from the same state (weights, counters, Adam's moments) on all three
+    net.fit(X, y, pretrain=False, epochs=1, batch_size=32)
+    restored.fit(X, y, pretrain=False, epochs=1, batch_size=32)
+    np.testing.assert_array_equal(restored.arena.params, net.arena.params)
+    np.testing.assert_array_equal(twin.arena.params, net.arena.params)
+    np.testing.assert_array_equal(twin.predict_proba(X), net.predict_proba(X))
+
+
+def test_a_copied_tied_autoencoder_shares_one_array_of_its_own(digits):
+    X = digits[0][:64]
+    ae = Autoencoder(64, 16, tied=True, seed=1)
+    ae.fit(X, epochs=1)
+    twin = copy.deepcopy(ae)
+    assert np.shares_memory(twin.decoder.W, twin.encoder.W)
+    assert np.shares_memory(twin.encoder.W, twin.arena.params) and not np.shares_memory(twin.encoder.W, ae.arena.params)
+    twin.fit(X, epochs=1)
+    ae.fit(X, epochs=1)
+    np.testing.assert_array_equal(twin.arena.params, ae.arena.params)
+    np.testing.assert_array_equal(twin.reconstruct(X), ae.reconstruct(X))
 
 def _finite_difference_check(model, X, targets, n_checks=12):
     rng = np.random.default_rng(0)
