@@ -50,6 +50,17 @@ def _check_seed(seed):
     return int(seed)
 
 
+def _kernel_array(arr, dtype):
+    """``arr`` as a writable C-contiguous array of ``dtype``, copied only when it is not one.
+
+    Writable because numba compiles a separate specialization of a kernel for read-only arrays
+    (memmaps, the arrays joblib hands to parallel workers): about a dozen more compilations for
+    one input. A copy here, once per call, keeps every kernel at one array type.
+    """
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def _same(a, b):
     """Equal hyper-parameter values (betas may come back from JSON as a list)."""
     return tuple(a) == tuple(b) if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) else a == b
@@ -201,7 +212,8 @@ class Model:
 
     # --- validation -------------------------------------------------------------------------
     def _check_X(self, X, name="X"):
-        """``X`` as a C-contiguous 2-D array of the model's dtype, finite, with the right width."""
+        """``X`` as a writable C-contiguous 2-D array of the model's dtype (see ``_kernel_array``),
+        finite, with the right width."""
         arr = np.asarray(X)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
@@ -211,7 +223,7 @@ class Model:
             raise ValueError(f"{name} has no samples")
         if arr.shape[1] != self.n_inputs:
             raise ValueError(f"{name} has {arr.shape[1]} features, but the model expects {self.n_inputs}")
-        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        arr = _kernel_array(arr, self.dtype)
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or infinity")
         return arr
@@ -374,7 +386,7 @@ class Network(Model):
         y2 = y.reshape(n, -1) if y.ndim == 1 else y
         if y2.ndim != 2 or y2.shape[1] != self.n_outputs:
             raise ValueError(f"{name} has shape {y.shape}, but the network has {self.n_outputs} outputs")
-        y2 = np.ascontiguousarray(y2, dtype=self.dtype)
+        y2 = _kernel_array(y2, self.dtype)
         if not np.isfinite(y2).all():
             raise ValueError(f"{name} contains NaN or infinity")
         if self.output == "sigmoid" and ((y2 < 0).any() or (y2 > 1).any()):
@@ -591,7 +603,7 @@ class Autoencoder(Model):
         H = np.asarray(H)
         if H.ndim != 2 or H.shape[1] != self.n_hidden:
             raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
-        H = np.ascontiguousarray(H, dtype=self.dtype)
+        H = _kernel_array(H, self.dtype)
         if not np.isfinite(H).all():
             raise ValueError("H contains NaN or infinity")
         out = self._run(H, [self.decoder])

@@ -115,6 +115,29 @@ def test_a_copied_tied_autoencoder_shares_one_array_of_its_own(digits):
     np.testing.assert_array_equal(twin.arena.params, ae.arena.params)
     np.testing.assert_array_equal(twin.reconstruct(X), ae.reconstruct(X))
 
+
+def test_read_only_inputs_add_no_kernel_signatures(digits, tmp_path):
+    from fastdl._kernels import dense, losses
+
+    X, y = digits[0][:64], digits[2][:64]
+    np.save(tmp_path / "X.npy", X)
+    frozen = np.load(tmp_path / "X.npy", mmap_mode="r")  # a read-only memmap
+    net = MLP([64, 16, 10], activation="relu", seed=0)
+    ae = Autoencoder(64, 16, activation="relu", decoder_activation="identity", seed=0)
+    net.fit(X, y, epochs=1, validation_data=(X, y))
+    ae.fit(X, epochs=1, validation_data=X)
+    expected = net.predict_proba(X), ae.reconstruct(X), ae.decode(ae.encode(X))
+    kernels = (dense.dense_forward, dense.dense_backward, losses.mse_loss, losses.softmax_cross_entropy_labels)
+    compiled = [len(kernel.signatures) for kernel in kernels]
+    codes = ae.encode(frozen)
+    codes.flags.writeable = False
+    got = net.predict_proba(frozen), ae.reconstruct(frozen), ae.decode(codes)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    net.fit(frozen, y, epochs=1, validation_data=(frozen, y))
+    ae.fit(frozen, epochs=1, validation_data=frozen)
+    assert [len(kernel.signatures) for kernel in kernels] == compiled
+
 def _finite_difference_check(model, X, targets, n_checks=12):
     rng = np.random.default_rng(0)
     ws = model._workspace(len(X), True)
