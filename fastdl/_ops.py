@@ -6,7 +6,6 @@ kernel-level entry points, which take preallocated buffers and validate nothing;
 validate their inputs once at the public boundary.
 """
 import numba
-import numpy as np
 
 from fastdl._kernels import activations as _act
 from fastdl._kernels import losses as _losses
@@ -41,36 +40,24 @@ def grad_from(name):
     return GRAD_FROM[name]
 
 
-def _weights(layer, ws):
-    """The (n_out, n_in) C-contiguous weight matrix the kernel reads. A tied decoder's Wᵀ is a
-    strided view of the encoder's W: copied into a workspace, since the GEMM wants C order."""
-    if layer.transposed:
-        np.copyto(ws["WT"], layer.W.T)
-        return ws["WT"]
-    return layer.W
-
-
 def dense_forward(layer, x, ws, pre):
     """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given."""
     out = ws["out"]
-    _dense_forward(layer.kernel_id, x, _weights(layer, ws), layer.b, layer.p, out if pre is None else pre, out)
+    _dense_forward(layer.kernel_id, x, layer.W, layer.b, layer.p, out if pre is None else pre, out)
 
 
 def dense_backward(layer, grad, x, ws, grad_in):
     """dz = grad ⊙ f'(·) (in place when f has no parameter), then dW, db, dp into the arena and
-    dx = dz W into ``grad_in`` (skipped when None)."""
+    dx = dz W into ``grad_in`` (skipped when None). A tied decoder's W and dW are the transposed
+    views of its encoder's: its dW is written into the encoder's, which then adds its own."""
     kind = layer.kernel_id
     v = ws["pre"] if GRAD_FROM[layer.kernel] == "input" else ws["out"]
     dz = grad if layer.dp is None else ws["dz"]
     dp = layer.dp if layer.dp is not None else layer._unused_dp
     need_dx = grad_in is not None
     dx = grad_in if need_dx else grad
-    if layer.transposed:  # the decoder's dW is (dW_enc)ᵀ: written to a workspace, then stored transposed
-        _dense_backward(kind, grad, x, ws["WT"], v, layer.p, dz, dx, ws["dWT"], layer.db, dp, need_dx, False)
-        np.copyto(layer.dW, ws["dWT"].T)
-    else:
-        _dense_backward(kind, grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
-                        layer.accumulate)
+    _dense_backward(kind, grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
+                    layer.accumulate)
 
 
 def activation(name, x, out):

@@ -64,10 +64,10 @@ class Dense:
         self.kernel_id = _ops.kernel_id(self.kernel)
         self.W = self.b = self.dW = self.db = None
         self.p = self.dp = None  # the activation's parameter as the kernels take it, and its gradient
-        # tied_to=encoder: this layer computes x Wₑ + b with the encoder's own Wₑ (Wᵀ of this
-        # layer); its weight gradient is stored into dWₑ, to which the encoder then adds its own.
+        # tied_to=encoder: this layer's W is Wₑᵀ, the transposed view of the encoder's own Wₑ (the
+        # kernels read it in place); its weight gradient is stored into dWₑ (through dWₑᵀ) first,
+        # then the encoder's backward adds its own.
         self.tied_to = tied_to
-        self.transposed = tied_to is not None
         self.accumulate = False  # set on an encoder whose W also receives a tied decoder's gradient
         if tied_to is not None:
             if (tied_to.n_in, tied_to.n_out) != (self.n_out, self.n_in):
@@ -83,15 +83,17 @@ class Dense:
         return 1 if self.activation == "swish" else 0
 
     def param_specs(self):
-        specs = [("b", (self.n_out,))] if self.transposed else [("W", (self.n_out, self.n_in)), ("b", (self.n_out,))]
+        specs = [("b", (self.n_out,))] if self.tied_to is not None else [("W", (self.n_out, self.n_in)), ("b", (self.n_out,))]
         if self.n_act_params:
             specs.append(("alpha" if self.activation == "prelu" else "beta", (self.n_act_params,)))
         return specs
 
     def bind(self, params, grads):
         """Take this layer's views of the arena (dicts keyed by the names of ``param_specs``)."""
-        owner = (self.tied_to.W, self.tied_to.dW) if self.transposed else (params["W"], grads["W"])
-        self.W, self.dW = owner
+        if self.tied_to is not None:
+            self.W, self.dW = self.tied_to.W.T, self.tied_to.dW.T
+        else:
+            self.W, self.dW = params["W"], grads["W"]
         self.b, self.db = params["b"], grads["b"]
         key = "alpha" if self.activation == "prelu" else "beta"
         if key in params:  # learnable: the arena's tensor is the kernel's parameter
@@ -101,7 +103,7 @@ class Dense:
             self._unused_dp = np.zeros(1, dtype=self.b.dtype)  # the kernel's dp slot, never read
 
     def init_params(self, rng):
-        if not self.transposed:
+        if self.tied_to is None:
             initializers.initialize(self.W, self.init, rng)
         self.b[...] = 0
         if self.dp is not None:
@@ -116,18 +118,14 @@ class Dense:
     def workspace_specs(self, n, training):
         """Buffers for ``n`` rows: the output; in training the gradient with respect to it, the
         pre-activation if the derivative reads it, dz if the parameter's gradient needs the
-        upstream gradient intact; a tied layer's contiguous copy of Wᵀ (and of its gradient)."""
+        upstream gradient intact."""
         specs = {"out": (n, self.n_out)}
-        if self.transposed:
-            specs["WT"] = (self.n_out, self.n_in)
         if training:
             specs["grad"] = (n, self.n_out)
             if _ops.grad_from(self.kernel) == "input":
                 specs["pre"] = (n, self.n_out)
             if self.dp is not None:
                 specs["dz"] = (n, self.n_out)
-            if self.transposed:
-                specs["dWT"] = (self.n_out, self.n_in)
         return specs
 
     def forward(self, x, ws, training, ctx):
