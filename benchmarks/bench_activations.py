@@ -11,6 +11,11 @@ where torch's does not, so the allocating 8M rows partly measure allocators). ``
 input's bytes into a preallocated buffer (one read, one write): the bandwidth floor. A forward reads and writes as much as the copy; a backward reads one more array.
 PReLU has one alpha per feature (1024 features), Swish one shared beta; their backward includes the
 parameter gradient's reduction.
+
+Noise on a small shared machine: torch and numba each keep an OpenMP pool whose threads spin after
+a parallel region; with 2 cores the two pools (and other processes) preempt each other and 8M
+medians come out as multiples of the scheduler slice (8, 16, 24 ms) for both libraries. Then run
+with ``OMP_WAIT_POLICY=PASSIVE`` or ``FASTDL_BENCH_THREADS=1``, or compare within one -k group.
 """
 import os
 
