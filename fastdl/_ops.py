@@ -5,16 +5,10 @@ layer's configuration (activation name, fixed or learnable parameter, tied weigh
 kernel-level entry points, which take preallocated buffers and validate nothing; the models
 validate their inputs once at the public boundary.
 """
-import numba
-
 from fastdl._kernels import activations as _act
 from fastdl._kernels import losses as _losses
 from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _dense_backward, \
     dense_forward as _dense_forward
-
-# Cached serial kernels that read numba's thread count abort when loaded before numba's threading
-# layer has started ("LLVM ERROR: Symbol not found: get_num_threads"): start it first.
-numba.get_num_threads()
 
 #: loss name -> kernel(x, target, grad, row_loss) -> float (the batch mean)
 LOSSES = {
