@@ -393,21 +393,39 @@ class Network(Model):
             raise ValueError(f"{name} must lie in [0, 1] for output='sigmoid'")
         return y2, None
 
+    def _check_classes(self, classes):
+        """The sorted labels of ``classes``, or ``classes_`` when None (None before the first fit)."""
+        if classes is None:
+            return self.classes_
+        if self.output != "softmax":
+            raise ValueError(f"classes is for a softmax head, this network has output={self.output!r}")
+        labels = np.unique(np.asarray(classes))
+        if labels.size == 0 or labels.size > self.n_outputs:
+            raise ValueError(f"classes has {labels.size} labels, but the network has {self.n_outputs} outputs")
+        if self.classes_ is not None and not np.array_equal(labels, self.classes_):
+            raise ValueError(f"classes {labels.tolist()[:10]} differ from the fitted classes_ "
+                             f"{self.classes_.tolist()[:10]}")
+        return labels
+
     # --- public API -------------------------------------------------------------------------
-    def fit(self, X, y, **kwargs):
+    def fit(self, X, y, *, classes=None, **kwargs):
         """Train from the current weights; returns the :class:`~fastdl.training.History`.
 
-        Keyword arguments (defaults): epochs=10, batch_size=32, optimizer="adam" (a name or an
+        ``classes`` (softmax head): every label the network will be trained on, as in
+        scikit-learn's ``partial_fit``, for a first ``y`` that lacks some; by default the labels of
+        the first ``y``. Once fitted, ``classes`` must equal ``classes_``.
+
+        Other keyword arguments (defaults): epochs=10, batch_size=32, optimizer="adam" (a name or an
         Optimizer over ``model.arena``), lr=1e-3, optimizer_params=None (e.g. weight_decay),
         shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
         min_delta=0.0, callbacks=(), lr_schedule=None, progress=False.
         """
-        return self._fit_checked(*self._check_fit(X, y, kwargs))
+        return self._fit_checked(*self._check_fit(X, y, classes, kwargs))
 
-    def _check_fit(self, X, y, kwargs):
+    def _check_fit(self, X, y, classes, kwargs):
         options = self._fit_options(kwargs)
         X = self._check_X(X)
-        targets, classes = self._check_y(y, len(X), "y", self.classes_)
+        targets, classes = self._check_y(y, len(X), "y", self._check_classes(classes))
         if options["validation_data"] is not None:
             Xv, yv = options["validation_data"]
             Xv = self._check_X(Xv, "validation_data X")
@@ -720,12 +738,12 @@ class StackedAutoencoder(Network):
         name = next(n for n, l in self._named_layers() if l is layer)
         return self.arena.group(name).params
 
-    def fit(self, X, y, *, pretrain=True, pretrain_epochs=5, pretrain_optimizer="adam", pretrain_lr=1e-3,
-            pretrain_corruption="default", **kwargs):
+    def fit(self, X, y, *, classes=None, pretrain=True, pretrain_epochs=5, pretrain_optimizer="adam",
+            pretrain_lr=1e-3, pretrain_corruption="default", **kwargs):
         """Greedy pre-training (unless ``pretrain=False``), then supervised fine-tuning with the
         :meth:`Network.fit` keyword arguments. Returns the fine-tuning history; the pre-training
         report is in ``pretrain_report_``."""
-        checked = self._check_fit(X, y, kwargs)  # everything is checked before any weight changes
+        checked = self._check_fit(X, y, classes, kwargs)  # everything is checked before any weight changes
         options = checked[-1]
         if pretrain:
             self._pretrain_plan(pretrain_epochs, options["batch_size"], pretrain_optimizer, pretrain_lr,

@@ -165,10 +165,11 @@ class _PretrainedMLP(_FastdlEstimator):
                                   decoder_activation="identity", dropout=self.dropout, dtype=self._dtype(),
                                   seed=self._seed())
 
-    def _train(self, X, targets, *, new_model, incremental):
-        """Fine-tune ``model_`` on validated X and kernel-ready targets, pre-training it first when
-        it was just built (and ``pretrain_epochs > 0``)."""
-        history = self.model_.fit(X, targets, pretrain=new_model and not incremental and self.pretrain_epochs > 0,
+    def _train(self, X, targets, *, new_model, incremental, classes=None):
+        """Fine-tune ``model_`` on validated X and kernel-ready targets (``classes``: the labels a
+        classifier's model sees), pre-training it first when it was just built (and
+        ``pretrain_epochs > 0``)."""
+        history = self.model_.fit(X, targets, classes=classes, pretrain=new_model and not incremental and self.pretrain_epochs > 0,
                                   pretrain_epochs=self.pretrain_epochs, pretrain_optimizer=self.optimizer,
                                   pretrain_lr=self.learning_rate_init,
                                   **self._fit_options(len(X), incremental))
@@ -219,8 +220,9 @@ class PretrainedMLPClassifier(ClassifierMixin, _PretrainedMLP):
             raise ValueError(f"y holds labels not in classes_ {self.classes_.tolist()}: {unknown[:5].tolist()}")
         if not continuing:
             self.model_ = self._new_model(X.shape[1], len(self.classes_))
-            self.model_.classes_ = np.arange(len(self.classes_))  # the model sees indices into classes_
-        return self._train(X, np.searchsorted(self.classes_, y), new_model=not continuing, incremental=incremental)
+        # the model sees indices into classes_, all of them from its first fit on
+        return self._train(X, np.searchsorted(self.classes_, y), new_model=not continuing, incremental=incremental,
+                           classes=np.arange(len(self.classes_)))
 
     def predict_proba(self, X):
         """Class probabilities softmax(z), columns in the order of ``classes_``."""

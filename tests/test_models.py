@@ -214,6 +214,32 @@ def test_string_labels_round_trip(digits):
     assert set(net.predict(Xtr)) <= set(names) and net.score(Xtr, names[ytr]) > 0.9
 
 
+
+def test_fit_with_classes_knows_labels_absent_from_the_first_y(digits):
+    X, y = digits[0][:200], digits[2][:200]
+    low = y < 5
+    net = MLP([64, 16, 10], activation="relu", seed=0)
+    net.fit(X[low], y[low], classes=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0], epochs=1)
+    assert net.classes_.tolist() == list(range(10))
+    net.fit(X, y, epochs=1)  # the labels 5..9 are known although the first y had none
+    assert net.predict_proba(X).shape == (200, 10) and set(net.predict(X)) <= set(range(10))
+    net.fit(X, y, classes=np.arange(10), epochs=1)  # the fitted classes again: accepted
+    params = net.arena.params.copy()
+    with pytest.raises(ValueError, match=r"classes \[0, 1, 2, 3, 4\] differ from the fitted classes_"):
+        net.fit(X[low], y[low], classes=np.arange(5), epochs=1)
+    np.testing.assert_array_equal(net.arena.params, params)
+    inferred = MLP([64, 16, 10], activation="relu", seed=0)
+    inferred.fit(X[low], y[low], epochs=1)
+    assert inferred.classes_.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="labels the model was not fitted with"):
+        inferred.fit(X, y, epochs=1)
+    with pytest.raises(ValueError, match="classes has 11 labels, but the network has 10 outputs"):
+        MLP([64, 16, 10]).fit(X, y, classes=np.arange(11), epochs=1)
+    with pytest.raises(ValueError, match="labels the model was not fitted with"):
+        MLP([64, 16, 10]).fit(X, y, classes=np.arange(5), epochs=1)
+    with pytest.raises(ValueError, match="classes is for a softmax head"):
+        MLP([64, 4, 1], output="identity").fit(X, X[:, 0], classes=[0, 1], epochs=1)
+
 def _bad_calls(X, y):
     nan_X = X.copy()
     nan_X[3, 2] = np.nan

@@ -175,6 +175,7 @@ def test_warm_start_and_partial_fit_continue_training():
     # partial_fit: the first call needs every class, even one its batch lacks
     inc = _classifier()
     inc.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])
+    assert inc.model_.classes_.tolist() == [0, 1, 2]  # the model knows the absent class from the start
     for _ in range(20):
         inc.partial_fit(X, y)
     assert inc.n_iter_ == 21 and inc.classes_.tolist() == [0, 1, 2]
