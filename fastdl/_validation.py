@@ -1,8 +1,9 @@
 """Checks made once at the public boundary, so that kernels can assume valid input.
 
-The dtype rule, used everywhere: float32 and float64 arrays keep their dtype; float16, bool and
-integer arrays are converted to float64 (NumPy's rule for ``np.exp`` of an int array is float64,
-and float64 is exact for every int32); complex, object and string arrays are rejected.
+The dtype rule, used everywhere: float32 and float64 arrays keep their dtype; float16 becomes
+float32 (no float16 kernels; float32 holds every float16 exactly); bool and integer arrays become
+float64 (NumPy's rule for ``np.exp`` of an int array, exact for every int32); complex, object and
+string arrays are rejected.
 Non-contiguous inputs are copied once to C order; the caller's array is never written to.
 """
 import numpy as np

@@ -6,6 +6,7 @@ flags cannot drift between modules.
 import os
 import stat
 import tempfile
+import types
 import warnings
 from functools import partial
 
@@ -93,3 +94,19 @@ CACHE = _choose_cache()
 jit = partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
 #: kernel containing ``numba.prange`` loops (OpenMP threading layer)
 pjit = partial(jit, parallel=True)
+
+
+def specialize(template, name, decorator, **bindings):
+    """Compile ``template`` with its placeholder globals bound to ``bindings`` under its own name.
+
+    A fresh function object shares the template's code but gets its own globals and qualname, so
+    numba caches each specialisation in its own file and finds it again in the next process. (A
+    closure over jitted functions would not: numba keys closures by their captured dispatchers'
+    per-process ids, so every run recompiles and adds a cache file.)
+    """
+    namespace = dict(template.__globals__)
+    namespace.update(bindings)
+    func = types.FunctionType(template.__code__, namespace, name)
+    func.__qualname__ = name
+    func.__doc__ = template.__doc__
+    return decorator(func)

@@ -32,7 +32,6 @@ Kernels are specialised from plain-Python templates with :func:`specialize` rath
 numba hashes a closure's captured dispatchers by a random per-process id, so closures never hit
 the on-disk cache (each run recompiles and adds a cache file).
 """
-import types as pytypes
 from functools import partial
 from typing import NamedTuple
 
@@ -41,7 +40,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from fastdl._kernels import vmath
-from fastdl._kernels._jit import FASTMATH, jit, pjit
+from fastdl._kernels._jit import FASTMATH, jit, pjit, specialize
 
 # Scalar elements and helpers: always inlined (LLVM's cost model would leave the bigger ones, e.g.
 # GELU with erfc, as calls, and a call keeps the loop scalar: 10 ns instead of 1 ns per element).
@@ -476,20 +475,6 @@ def _param_backward_features_template(g, x, p, out):
         for j in range(features):
             total[j] += partial[c, j]
     return total
-
-
-def specialize(template, name, decorator, **bindings):
-    """Compile ``template`` with its placeholder globals bound to ``bindings`` under its own name.
-
-    A fresh function object shares the template's code but gets its own globals and qualname, so
-    numba caches each specialisation in its own file and finds it again in the next process.
-    """
-    namespace = dict(template.__globals__)
-    namespace.update(bindings)
-    func = pytypes.FunctionType(template.__code__, namespace, name)
-    func.__qualname__ = name
-    func.__doc__ = template.__doc__
-    return decorator(func)
 
 
 class Activation(NamedTuple):

@@ -47,8 +47,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.np.ufunc.parallel import _iget_num_threads
 
 from fastdl._kernels import activations
-from fastdl._kernels._jit import jit, pjit
-from fastdl._kernels.activations import specialize
+from fastdl._kernels._jit import jit, pjit, specialize
 from fastdl._kernels.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
                                   gemm, gemv)
 

@@ -24,8 +24,7 @@ import math
 import numpy as np
 from numba import prange
 
-from fastdl._kernels._jit import jit, pjit
-from fastdl._kernels.activations import specialize
+from fastdl._kernels._jit import jit, pjit, specialize
 
 CHUNK = 16384
 SERIAL_CHUNKS = 2
