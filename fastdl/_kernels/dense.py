@@ -350,7 +350,10 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
                 _gemm_dx(dz, W, dx, 0, batch, i0, i1)
     # 2. dW by blocks of its rows (output features) with db and dp of the same columns; a narrow
     #    layer (few outputs) splits dW along n_in and sums its few columns afterwards.
-    sums = np.zeros((2, n_out))
+    sums = np.empty((2, n_out))  # np.zeros would be a parallel region of its own in a pjit kernel
+    for j in range(n_out):
+        sums[0, j] = 0.0
+        sums[1, j] = 0.0
     beta = 1.0 if accumulate else 0.0
     by_out = n_out >= 2 * COL_ALIGN
     blocks, span = _split(n_out, n_in, by_out, work)
