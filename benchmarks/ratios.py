@@ -3,8 +3,8 @@
     python -m pytest benchmarks/bench_optim.py --benchmark-json=optim.json
     python benchmarks/ratios.py optim.json [--stat median] [--ref fastdl]
 
-For every group: the reference entry's time (the ``impl`` parameter, else the test name, equal
-to ``--ref``; the group's first entry when none matches) and its time divided by every other
+For every group: the reference entry's time (the one whose ``impl`` parameter, else test name,
+ends with ``--ref``; the group's first entry when none does) and its time divided by every other
 entry's, so "0.80" under torch means fastdl takes 0.8x torch's time. Ratios only make sense
 within one run: the entries of a group were timed side by side.
 """
@@ -19,7 +19,7 @@ def label(bench):
         return str(params["impl"])
     if "threads" in params:
         return f"{params['threads']}-threads"
-    return bench["name"].split("[")[0].removeprefix("test_")
+    return bench["name"].removeprefix("test_")
 
 
 def group_ratios(benchmarks, stat, ref):
@@ -27,7 +27,7 @@ def group_ratios(benchmarks, stat, ref):
     for bench in benchmarks:
         groups[bench["group"] or bench["name"]][label(bench)] = bench["stats"][stat]
     for group, times in groups.items():
-        ref_name = next((name for name in times if name == ref or name.endswith(ref)), next(iter(times)))
+        ref_name = next((name for name in times if name.rstrip("]").endswith(ref)), next(iter(times)))
         yield group, ref_name, times[ref_name], {name: times[ref_name] / t for name, t in times.items()
                                                   if name != ref_name}
 
