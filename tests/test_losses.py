@@ -33,7 +33,7 @@ NAMES = ["mse", "bce", "xent_labels", "xent_probs"]
 
 def tolerances(dtype, n):
     """Loss rtol; gradient rtol/atol (the gradient is O(1/N), with absolute cancellation error)."""
-    eps = np.finfo(dtype).eps
+    eps = float(np.finfo(dtype).eps)  # pytest.approx refuses numpy scalars as tolerances
     return 8 * eps, dict(rtol=16 * eps, atol=16 * eps / n)
 
 
