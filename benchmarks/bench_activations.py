@@ -17,29 +17,20 @@ a parallel region; with 2 cores the two pools (and other processes) preempt each
 medians come out as multiples of the scheduler slice (8, 16, 24 ms) for both libraries. Then run
 with ``OMP_WAIT_POLICY=PASSIVE`` or ``FASTDL_BENCH_THREADS=1``, or compare within one -k group.
 """
-import os
 
 import numpy as np
 import pytest
 import scipy.special
 
-import fastdl
 from fastdl import functional as F
 from baselines import parallel_copy
 
 torch = pytest.importorskip("torch")
 aten = torch.ops.aten
 
-THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))
 SIZES = {"8M": 8 * 2**20, "4096": 4096}
 FEATURES = 1024  # last axis for prelu (per-feature alpha) and rows of softmax
 SLOPE, ELU_ALPHA, BETA = 0.01, 1.0, 1.5
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 def _np_sigmoid(x):

@@ -13,7 +13,6 @@ against its ``sgemm`` / ``2-gemms`` and ``torch`` rows.
   ``no_grad``, and ``autograd.grad`` for the backward (graph built once, outside the timing).
 - ``threads-*``: fastdl's forward and backward at batch 1024 with 1 and 2 threads.
 """
-import os
 
 import numpy as np
 import pytest
@@ -27,7 +26,6 @@ from fastdl._kernels.blas import NO_TRANS, TRANS, gemm
 
 torch = pytest.importorskip("torch")
 
-THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))
 BATCHES = [1, 64, 256, 1024]
 # (n_in, n_out, activation): a cheap and a transcendental epilogue, and a softmax output layer
 SHAPES = [(784, 1024, "relu"), (1024, 1024, "sigmoid"), (500, 10, "softmax")]
@@ -59,12 +57,6 @@ def _sgemm_backward(dz, x, W, dx, dW):
     n_out = W.shape[0]
     gemm(NO_TRANS, NO_TRANS, n_in, batch, n_out, 1.0, W, n_in, dz, n_out, 0.0, dx, n_in)
     gemm(NO_TRANS, TRANS, n_in, n_out, batch, 1.0, x, n_in, dz, n_out, 0.0, dW, n_in)
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 def _problem(batch, n_in, n_out):

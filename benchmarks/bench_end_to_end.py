@@ -15,10 +15,8 @@ group's fastdl/torch ratio.
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl.models import MLP, StackedAutoencoder
 
-THREADS = 2
 N, D, HIDDEN, CLASSES, BATCH = 10_000, 784, (500, 500), 10, 64
 
 
@@ -28,11 +26,6 @@ def data():
     X = rng.random((N, D), dtype=np.float32)
     y = rng.integers(0, CLASSES, N)
     return X, y
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
 
 
 def _fastdl_run(X, y):
@@ -83,7 +76,6 @@ def test_pretrain_finetune_fastdl(benchmark, data):
 @pytest.mark.benchmark(group="pretrain_finetune")
 def test_pretrain_finetune_torch(benchmark, data):
     torch = pytest.importorskip("torch")
-    torch.set_num_threads(THREADS)
     X, y = data
     net = benchmark.pedantic(_torch_run, args=(torch, X, y), rounds=3, iterations=1)
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -122,7 +114,6 @@ def test_latency_numpy(benchmark, latency_net):
 @pytest.mark.benchmark(group="latency_batch1")
 def test_latency_torch(benchmark, latency_net):
     torch = pytest.importorskip("torch")
-    torch.set_num_threads(THREADS)
     nn = torch.nn
     layers = []
     for layer in latency_net.layers:

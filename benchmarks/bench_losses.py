@@ -6,26 +6,17 @@ with preallocated buffers (what the training loop calls), ``fastdl-public`` the 
 functional API. The copy moves the input's bytes once (read + write), the loss reads two
 arrays and writes one.
 """
-import os
 
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl import functional as F
 from fastdl._kernels import losses as K
 from baselines import parallel_copy
 
 torch = pytest.importorskip("torch")
 
-THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))  # 1 on a crowded machine
 BATCH = 1024
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 def _numpy_mse(x, t):

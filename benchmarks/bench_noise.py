@@ -5,28 +5,19 @@ and read each group's ratios against its ``torch`` and ``copy`` rows. ``fastdl``
 (preallocated output, what the layers call), ``fastdl-public`` the validating functional API.
 fastdl hashes (seed, step, index) per element; numpy and torch draw from a stateful generator.
 """
-import os
 
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl import functional as F
 from fastdl._kernels import noise as K
 from baselines import parallel_copy
 
 torch = pytest.importorskip("torch")
 
-THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))  # 1 on a crowded machine
 SHAPE = (1024, 784)
 P = 0.3
 SIGMA = 0.3
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 def _runners(case, x, out):

@@ -10,7 +10,6 @@ other jobs, 2-thread medians mostly measure waits for a descheduled thread: comp
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl import optim
 from fastdl.params import ParamArena
 from baselines import parallel_copy
@@ -19,7 +18,6 @@ torch = pytest.importorskip("torch")
 
 N = 10_000_000
 MLP = (784, 500, 500, 2000, 10)
-THREADS = 2
 
 # name -> (fastdl class, kwargs, torch class, kwargs, torch implementations to compare)
 CASES = {
@@ -33,12 +31,6 @@ CASES = {
     "adamw": (optim.AdamW, {"lr": 1e-3}, "AdamW", {"lr": 1e-3}, ("default", "foreach", "fused")),
 }
 IMPL_FLAGS = {"default": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 def _flat_pair(n, seed=0):

@@ -10,13 +10,11 @@ for exactly the case's epochs. With 2 threads on a machine whose other core is b
 per-step parallel kernels wait for the busy core (seconds instead of 0.1 s on digits): measure
 with ``FASTDL_BENCH_THREADS=1`` there.
 """
-import os
 import warnings
 
 import numpy as np
 import pytest
 
-import fastdl
 
 pytest.importorskip("sklearn")
 
@@ -29,7 +27,6 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from fastdl.sklearn import PretrainedMLPClassifier  # noqa: E402
 
 # numba and BLAS threads for both libraries; on a crowded machine 1 (see the module docstring)
-THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))
 PRETRAIN_EPOCHS = 2
 
 #: name -> (data loader, hidden sizes, epochs, batch size)
@@ -39,11 +36,6 @@ CASES = {
                                                       n_classes=10, n_clusters_per_class=1, random_state=0),
                           (500,), 5, 128),
 }
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
 
 
 def _split(case):

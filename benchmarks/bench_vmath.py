@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 import scipy.special
 
-import fastdl
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import pjit
 
 torch = pytest.importorskip("torch")
 
 N = 8_000_000
-THREADS = 2
 NAMES = ("exp", "tanh", "erf")
 
 
@@ -36,12 +34,6 @@ def _make_loop(f):
 LOOPS = {name: _make_loop(getattr(vmath, name)) for name in NAMES}
 LIBM_LOOPS = {name: _make_loop(getattr(math, name)) for name in NAMES}
 NUMPY = {"exp": np.exp, "tanh": np.tanh, "erf": scipy.special.erf}
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    fastdl.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="module")
