@@ -59,4 +59,4 @@ def activation(name, x, out):
     if name == "softmax":
         _act.softmax_forward(x, out)
     else:
-        _act.ACTIVATIONS[name].forward(x.reshape(-1), x.dtype.type(0), out.reshape(-1))
+        _act.ACTIVATIONS[name].forward(x.reshape(-1), 0.0, out.reshape(-1))  # p: a Python float, as every caller passes
