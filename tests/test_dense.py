@@ -44,7 +44,7 @@ def _problem(shape, dtype, rng):
     return x, W, b, g
 
 
-def _close(got, want, dtype):
+def _assert_close(got, want, dtype):
     want = np.asarray(want, dtype=np.float64)
     scale = max(1.0, float(np.abs(want).max(initial=0.0)))
     tol = 1e-11 if dtype == np.float64 else 2e-5
@@ -69,10 +69,10 @@ def test_matches_reference(activation, dtype):
             y, z, grads = _run(activation, x, W, b, g, kwargs)
             z_ref, y_ref = ref.dense(x, W, b, activation, p)
             assert y.dtype == dtype and y.shape == (shape[0], shape[2])
-            _close(z, z_ref, dtype)
-            _close(y, y_ref, dtype)
+            _assert_close(z, z_ref, dtype)
+            _assert_close(y, y_ref, dtype)
             for got, want in zip(grads, ref.dense_backward(g, x, W, b, activation, p)):
-                _close(got, want, dtype)
+                _assert_close(got, want, dtype)
             if activation in ("prelu", "swish"):
                 assert grads[3].shape == np.shape(p)
 
@@ -101,11 +101,11 @@ def test_matches_torch(activation, dtype):
     tp = torch.tensor(np.asarray(p, dtype=dtype), requires_grad=True)
     ty = _torch_activation(torch, activation, torch.nn.functional.linear(tx, tW, tb), tp)
     ty.backward(torch.from_numpy(g))
-    _close(y, ty.detach().numpy(), dtype)
+    _assert_close(y, ty.detach().numpy(), dtype)
     for got, want in zip(grads, (tx.grad, tW.grad, tb.grad)):
-        _close(got, want.numpy(), dtype)
+        _assert_close(got, want.numpy(), dtype)
     if activation in ("prelu", "swish"):
-        _close(grads[3], tp.grad.numpy(), dtype)
+        _assert_close(grads[3], tp.grad.numpy(), dtype)
 
 
 @pytest.mark.parametrize("activation", ["relu", "prelu"])
@@ -168,12 +168,12 @@ def test_leading_axes_out_and_in_place_preactivation():
     out = np.empty((2, 3, 4))
     y = dense(x, W, b, "sigmoid", out=out)
     assert y is out
-    _close(y, ref.dense(x.reshape(-1, 6), W, b, "sigmoid")[1].reshape(2, 3, 4), np.float64)
-    _close(dense(x[0, 0], W, None, "identity"), x[0, 0] @ W.T, np.float64)
+    _assert_close(y, ref.dense(x.reshape(-1, 6), W, b, "sigmoid")[1].reshape(2, 3, 4), np.float64)
+    _assert_close(dense(x[0, 0], W, None, "identity"), x[0, 0] @ W.T, np.float64)
     # integer x follows W's dtype; n_in = 0 gives f(b)
     assert dense(np.ones((2, 6), dtype=np.int64), W.astype(np.float32), b.astype(np.float32),
                  "relu").dtype == np.float32
-    _close(dense(np.empty((3, 0)), np.empty((4, 0)), b, "tanh"), np.tile(np.tanh(b), (3, 1)),
+    _assert_close(dense(np.empty((3, 0)), np.empty((4, 0)), b, "tanh"), np.tile(np.tanh(b), (3, 1)),
            np.float64)
 
 
@@ -241,7 +241,7 @@ def test_kernel_in_place_dz_and_parameter_left_alone():
     K.dense_backward(kind, g, x, W, z, p, g, dx, dW, db, p, True, False)
     assert p[0] == 0.05
     for got, ref_value in zip((dx, dW, db), want):
-        _close(got, ref_value, np.float64)
+        _assert_close(got, ref_value, np.float64)
 
 
 def test_kernel_reads_a_transposed_weight_view_in_place():
@@ -263,8 +263,8 @@ def test_kernel_reads_a_transposed_weight_view_in_place():
         dx, db = np.empty_like(xb), np.zeros_like(b)
         K.dense_backward(kind, gb, xb, W_enc.T, y, p, np.empty_like(gb), dx, dW_enc.T, db, p, True,
                          True)
-        _close(y, ref.dense(xb, W, b, "tanh")[1], np.float64)
+        _assert_close(y, ref.dense(xb, W, b, "tanh")[1], np.float64)
         want_dx, want_dW, want_db, _ = ref.dense_backward(gb, xb, W, b, "tanh")
-        _close(dx, want_dx, np.float64)
-        _close(dW_enc, before + want_dW.T, np.float64)
-        _close(db, want_db, np.float64)
+        _assert_close(dx, want_dx, np.float64)
+        _assert_close(dW_enc, before + want_dW.T, np.float64)
+        _assert_close(db, want_db, np.float64)

@@ -143,7 +143,7 @@ def test_read_only_inputs_add_no_kernel_signatures(digits, tmp_path):
     ae.fit(frozen, epochs=1, validation_data=frozen)
     assert [len(kernel.signatures) for kernel in kernels] == compiled
 
-def _finite_difference_check(model, X, targets, n_checks=12):
+def _assert_gradients_match_finite_differences(model, X, targets, n_checks=12):
     rng = np.random.default_rng(0)
     ws = model._workspace(len(X), True)
     model.arena.zero_grad()
@@ -165,14 +165,14 @@ def test_network_gradients_match_finite_differences():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(9, 5))
     net = MLP([5, 7, 6, 3], activation="sigmoid", dtype=np.float64, seed=2)
-    _finite_difference_check(net, X, rng.integers(0, 3, 9))
+    _assert_gradients_match_finite_differences(net, X, rng.integers(0, 3, 9))
 
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_autoencoder_gradients_match_finite_differences(tied):
     X = np.random.default_rng(2).random((6, 5))
     ae = Autoencoder(5, 3, activation="sigmoid", tied=tied, loss="bce", dtype=np.float64, seed=4)
-    _finite_difference_check(ae, X, None)
+    _assert_gradients_match_finite_differences(ae, X, None)
 
 
 def test_same_seed_gives_bit_identical_weights_with_1_and_2_threads(digits):
