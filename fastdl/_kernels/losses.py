@@ -16,42 +16,49 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels import vmath
-from fastdl._kernels._jit import jit, pjit
+from fastdl._kernels._jit import jit, pjit, specialize
 
 #: below this many elements a batch runs serially (a parallel launch costs more than it saves)
 PARALLEL_MIN_SIZE = 1 << 15
 
 
-def _batch_mean_kernel(row_loss_fn):
-    """Build ``kernel(x, target, grad, row_loss)`` from ``row_loss_fn(x_i, t_i, grad_i, scale)``.
+# Kernel templates; _batch_mean_kernel binds ROW, SERIAL and PARALLEL with specialize().
+ROW = SERIAL = PARALLEL = None
 
-    ``row_loss_fn`` returns the float64 loss ℓ_i of one row and writes that row of the gradient
-    of ℓ_i times ``scale`` = 1/N (in x's dtype), i.e. the row of ∂L/∂x.
+
+def _serial_template(x, target, grad, row_loss, scale):
+    for i in range(x.shape[0]):
+        row_loss[i] = ROW(x[i], target[i], grad[i], scale)
+
+
+def _parallel_template(x, target, grad, row_loss, scale):
+    for i in prange(x.shape[0]):
+        row_loss[i] = ROW(x[i], target[i], grad[i], scale)
+
+
+def _kernel_template(x, target, grad, row_loss):
+    n = x.shape[0]
+    scale = x.dtype.type(1.0 / n)
+    if x.size >= PARALLEL_MIN_SIZE:
+        PARALLEL(x, target, grad, row_loss, scale)
+    else:
+        SERIAL(x, target, grad, row_loss, scale)
+    total = 0.0
+    for i in range(n):
+        total += row_loss[i]
+    return total / n
+
+
+def _batch_mean_kernel(name, row_loss_fn, doc):
+    """``kernel(x, target, grad, row_loss)`` -> the batch-mean loss, from
+    ``row_loss_fn(x_i, t_i, grad_i, scale)``, which returns the float64 loss ℓ_i of one row and
+    writes that row of the gradient of ℓ_i times ``scale`` = 1/N (in x's dtype), i.e. the row of
+    ∂L/∂x. Rows are summed in order, so the loss does not depend on the thread count.
     """
-
-    @jit
-    def serial(x, target, grad, row_loss, scale):
-        for i in range(x.shape[0]):
-            row_loss[i] = row_loss_fn(x[i], target[i], grad[i], scale)
-
-    @pjit
-    def parallel(x, target, grad, row_loss, scale):
-        for i in prange(x.shape[0]):
-            row_loss[i] = row_loss_fn(x[i], target[i], grad[i], scale)
-
-    @jit
-    def kernel(x, target, grad, row_loss):
-        n = x.shape[0]
-        scale = x.dtype.type(1.0 / n)
-        if x.size >= PARALLEL_MIN_SIZE:
-            parallel(x, target, grad, row_loss, scale)
-        else:
-            serial(x, target, grad, row_loss, scale)
-        total = 0.0
-        for i in range(n):
-            total += row_loss[i]
-        return total / n
-
+    serial = specialize(_serial_template, f"{name}_serial", jit, ROW=row_loss_fn)
+    parallel = specialize(_parallel_template, f"{name}_parallel", pjit, ROW=row_loss_fn)
+    kernel = specialize(_kernel_template, name, jit, SERIAL=serial, PARALLEL=parallel)
+    kernel.__doc__ = doc
     return kernel
 
 
@@ -158,35 +165,15 @@ def _softmax_xent_prob_row(logits, target, grad, scale):
     return gap + mass * vmath.log(s)
 
 
-# The public kernels are module-level functions over factory-built ones: numba keys a closure's
-# cache entry on its pickled cell contents, and a dispatcher pickles with a per-process id, so a
-# closure never hits the cache (and the index grows each run). A module-level caller is keyed on
-# its own code, and its cached library already holds the callees.
-_mse_loss = _batch_mean_kernel(_mse_row)
-_bce_with_logits = _batch_mean_kernel(_bce_with_logits_row)
-_softmax_xent_labels = _batch_mean_kernel(_softmax_xent_label_row)
-_softmax_xent_probs = _batch_mean_kernel(_softmax_xent_prob_row)
-
-
-@jit
-def mse_loss(x, target, grad, row_loss):
-    """L = (1/(2N)) Σ_ij (p − t)²; ∂L/∂p = (p − t)/N. Row loss ½‖p_i − t_i‖²."""
-    return _mse_loss(x, target, grad, row_loss)
-
-
-@jit
-def binary_cross_entropy_with_logits(x, target, grad, row_loss):
-    """L = (1/N) Σ_ij max(z,0) − z·t + log1p(e^{−|z|}); ∂L/∂z = (σ(z) − t)/N."""
-    return _bce_with_logits(x, target, grad, row_loss)
-
-
-@jit
-def softmax_cross_entropy_labels(x, target, grad, row_loss):
-    """L = (1/N) Σ_i logsumexp(z_i) − z_{i,y_i}; ∂L/∂z = (softmax(z) − onehot(y))/N; y int (N,)."""
-    return _softmax_xent_labels(x, target, grad, row_loss)
-
-
-@jit
-def softmax_cross_entropy_probs(x, target, grad, row_loss):
-    """L = −(1/N) Σ_ij t_ij log softmax(z_i)_j; ∂L/∂z = (softmax(z)·Σ_j t_ij − t)/N; t (N, C)."""
-    return _softmax_xent_probs(x, target, grad, row_loss)
+mse_loss = _batch_mean_kernel(
+    "mse_loss", _mse_row,
+    "L = (1/(2N)) Σ_ij (p − t)²; ∂L/∂p = (p − t)/N. Row loss ½‖p_i − t_i‖².")
+binary_cross_entropy_with_logits = _batch_mean_kernel(
+    "binary_cross_entropy_with_logits", _bce_with_logits_row,
+    "L = (1/N) Σ_ij max(z,0) − z·t + log1p(e^{−|z|}); ∂L/∂z = (σ(z) − t)/N.")
+softmax_cross_entropy_labels = _batch_mean_kernel(
+    "softmax_cross_entropy_labels", _softmax_xent_label_row,
+    "L = (1/N) Σ_i logsumexp(z_i) − z_{i,y_i}; ∂L/∂z = (softmax(z) − onehot(y))/N; y int (N,).")
+softmax_cross_entropy_probs = _batch_mean_kernel(
+    "softmax_cross_entropy_probs", _softmax_xent_prob_row,
+    "L = −(1/N) Σ_ij t_ij log softmax(z_i)_j; ∂L/∂z = (softmax(z)·Σ_j t_ij − t)/N; t (N, C).")

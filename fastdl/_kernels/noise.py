@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels import vmath
-from fastdl._kernels._jit import jit, pjit
+from fastdl._kernels._jit import jit, pjit, specialize
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, splitmix64's increment
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -110,50 +110,53 @@ def _add(x, noise):
     return x + noise
 
 
-def _noise_kernel(draw, combine):
-    """Build ``kernel(x, a, b, key, out)``: out_i = combine(x_i, draw(element_bits(key, i), a, b)).
+# Kernel templates; _noise_kernel binds DRAW, COMBINE, SPAN and PARALLEL with specialize().
+DRAW = COMBINE = SPAN = PARALLEL = None
+
+
+def _span_template(x, a, b, key, out, offset):
+    """The whole of 1-D x and out, elements numbered from ``offset``. Loops run to
+    ``out.shape[0]``, which proves every index in bounds: with ``range(start, stop)`` numba's
+    negative-index wraparound stayed in, and LLVM kept the loop scalar whenever x and out
+    were close in memory or the same array (up to 10x slower)."""
+    if x.ctypes.data == out.ctypes.data:
+        # in place: name one array only, else LLVM sees the overlap and keeps the loop scalar
+        for i in range(out.shape[0]):
+            out[i] = COMBINE(out[i], DRAW(element_bits(key, offset + i), a, b))
+    else:
+        for i in range(out.shape[0]):
+            out[i] = COMBINE(x[i], DRAW(element_bits(key, offset + i), a, b))
+
+
+def _parallel_template(x, a, b, key, out):
+    n = x.shape[0]
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        start = chunk * _CHUNK
+        stop = min(start + _CHUNK, n)
+        SPAN(x[start:stop], a, b, key, out[start:stop], start)
+
+
+def _kernel_template(x, a, b, key, out):
+    flat_x = x.reshape(x.size)
+    flat_out = out.reshape(out.size)
+    if x.size >= PARALLEL_MIN_SIZE:
+        PARALLEL(flat_x, a, b, key, flat_out)
+    else:
+        SPAN(flat_x, a, b, key, flat_out, 0)
+
+
+def _noise_kernel(name, draw, combine):
+    """``kernel(x, a, b, key, out)``: out_i = combine(x_i, draw(element_bits(key, i), a, b)).
 
     ``a`` has x's dtype, so the draw does too.
     """
-
-    @jit
-    def span(x, a, b, key, out, offset):
-        """The whole of 1-D x and out, elements numbered from ``offset``. Loops run to
-        ``out.shape[0]``, which proves every index in bounds: with ``range(start, stop)`` numba's
-        negative-index wraparound stayed in, and LLVM kept the loop scalar whenever x and out
-        were close in memory or the same array (up to 10x slower)."""
-        if x.ctypes.data == out.ctypes.data:
-            # in place: name one array only, else LLVM sees the overlap and keeps the loop scalar
-            for i in range(out.shape[0]):
-                out[i] = combine(out[i], draw(element_bits(key, offset + i), a, b))
-        else:
-            for i in range(out.shape[0]):
-                out[i] = combine(x[i], draw(element_bits(key, offset + i), a, b))
-
-    @pjit
-    def parallel(x, a, b, key, out):
-        n = x.shape[0]
-        for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-            start = chunk * _CHUNK
-            stop = min(start + _CHUNK, n)
-            span(x[start:stop], a, b, key, out[start:stop], start)
-
-    @jit
-    def kernel(x, a, b, key, out):
-        flat_x = x.reshape(x.size)
-        flat_out = out.reshape(out.size)
-        if x.size >= PARALLEL_MIN_SIZE:
-            parallel(flat_x, a, b, key, flat_out)
-        else:
-            span(flat_x, a, b, key, flat_out, 0)
-
-    return kernel
+    span = specialize(_span_template, f"{name}_span", jit, DRAW=draw, COMBINE=combine)
+    parallel = specialize(_parallel_template, f"{name}_parallel", pjit, SPAN=span)
+    return specialize(_kernel_template, name, jit, SPAN=span, PARALLEL=parallel)
 
 
-# Called only from the module-level kernels below: a closure over dispatchers never hits numba's
-# cache (see losses.py), the module-level caller does and carries its callees.
-_masked_scale = _noise_kernel(_kept_scale, _apply_scale)
-_gaussian = _noise_kernel(_gaussian_draw, _add)
+_masked_scale = _noise_kernel("_masked_scale", _kept_scale, _apply_scale)
+_gaussian = _noise_kernel("_gaussian", _gaussian_draw, _add)
 
 
 @jit
