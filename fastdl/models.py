@@ -128,8 +128,7 @@ class Model:
             ws = {"layers": [{name: np.empty(shape, self.dtype)
                               for name, shape in layer.workspace_specs(n, training).items()}
                              for layer in self.layers],
-                  "row_loss": np.empty(n, np.float64),
-                  "input": np.empty((n, self.n_inputs), self.dtype)}
+                  "row_loss": np.empty(n, np.float64)}
             if not training:  # the loss kernel writes a gradient even when only the value is wanted
                 ws["loss_grad"] = np.empty((n, self.n_outputs), self.dtype)
             self._workspaces[key] = ws
@@ -292,13 +291,7 @@ class Model:
     def restore_optimizer(self, class_name, state_dict):
         """Rebuild the optimizer saved with the model (see :mod:`fastdl.io`) and its state."""
         cls = {c.__name__: c for c in OPTIMIZERS.values()}[class_name]
-        kwargs = dict(state_dict["hyper"])
-        # flags that shape the state are not hyper-parameters: read them off the saved buffers
-        if "max_exp_avg_sq" in state_dict["state"]:
-            kwargs["amsgrad"] = True
-        if "grad_avg" in state_dict["state"]:
-            kwargs["centered"] = True
-        opt = cls(self.arena, **kwargs)
+        opt = cls(self.arena, **state_dict["hyper"])  # "hyper" holds every constructor keyword
         opt.load_state_dict(state_dict)
         self.optimizer_ = opt
 
