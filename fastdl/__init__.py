@@ -1,14 +1,13 @@
 """fastdl: Numba-accelerated CPU deep learning for the unsupervised pre-training toolbox."""
 from fastdl._threads import get_num_threads, set_num_threads
 from fastdl._warmup import warmup
-from fastdl import optim  # noqa: F401  (fastdl.optim.Adam etc.)
 
 __version__ = "0.1.0"
 
 # Models, layers and save/load load on first use (PEP 562), so `import fastdl` stays light.
 _LAZY = {"Dense": "layers", "Dropout": "layers", "Network": "models", "MLP": "models",
          "Autoencoder": "models", "StackedAutoencoder": "models", "save": "io", "load": "io",
-         "datasets": None, "models": None, "layers": None, "training": None, "io": None}
+         "optim": None, "datasets": None, "models": None, "layers": None, "training": None, "io": None}
 
 
 def __getattr__(name):
