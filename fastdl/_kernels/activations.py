@@ -36,8 +36,7 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange, types
-from numba.extending import overload
+from numba import prange
 
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import FASTMATH, jit, pjit, specialize
@@ -327,17 +326,6 @@ def softmax_backward(g, y, out):
             softmax_backward_rows(g[lo:hi], y[lo:hi], out[lo:hi])
 
 
-def _cast_like(x, value):
-    """``value`` as the element type of array ``x`` (so float32 kernels stay float32)."""
-
-
-@overload(_cast_like, jit_options={"fastmath": FASTMATH, "error_model": "numpy", "nogil": True})
-def _cast_like_overload(x, value):
-    if x.dtype == types.float32:
-        return lambda x, value: np.float32(value)
-    return lambda x, value: np.float64(value)
-
-
 # --------------------------------------------------------------------- kernel templates
 # Plain functions over the placeholder globals below; specialize() binds them to elements. The
 # serial loops run over slices and start at 0: numba then knows indices are non-negative and LLVM
@@ -363,7 +351,7 @@ def _map_features_template(x, p, out):
 
 
 def _forward_template(x, p, out):
-    p = _cast_like(x, p)
+    p = x.dtype.type(p)
     n = x.size
     if n <= SERIAL_MAX:
         MAP(x, p, out)
@@ -374,7 +362,7 @@ def _forward_template(x, p, out):
 
 
 def _backward_template(g, v, p, out):
-    p = _cast_like(v, p)
+    p = v.dtype.type(p)
     n = v.size
     if n <= SERIAL_MAX:
         MAP(g, v, p, out)
@@ -430,7 +418,7 @@ def _param_sum_features_template(g, x, p, out, acc):
 
 def _param_backward_template(g, x, p, out):
     # out = g * f'(x); returns sum(g * df/dp) in float64, summed per fixed chunk then in order
-    p = _cast_like(x, p)
+    p = x.dtype.type(p)
     n = x.size
     chunks = (n + CHUNK - 1) // CHUNK
     partial = np.empty(chunks)  # np.zeros would be a parallel loop of its own in a pjit kernel
@@ -539,8 +527,7 @@ def _param_kernels(name, dparam):
     )
 
 
+#: activations with a learnable parameter → the element ∂f/∂p
+PARAM_GRADS = {"prelu": prelu_dalpha, "swish": swish_dbeta}
 #: activations with a learnable parameter → their extra kernels
-PARAM_KERNELS = {
-    "prelu": _param_kernels("prelu", prelu_dalpha),
-    "swish": _param_kernels("swish", swish_dbeta),
-}
+PARAM_KERNELS = {name: _param_kernels(name, dparam) for name, dparam in PARAM_GRADS.items()}

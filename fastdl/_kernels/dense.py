@@ -64,9 +64,8 @@ ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
 #: activation name → 'input' (backward reads z) or 'output' (backward reads y)
 GRAD_FROM = {name: act.grad_from for name, act in activations.ACTIVATIONS.items()}
 _SOFTMAX = ACTIVATION_IDS["softmax"]
-_PARAM_GRADS = {"prelu": activations.prelu_dalpha, "swish": activations.swish_dbeta}
 #: by id: whether the activation has a learnable parameter (dp is written only then)
-_LEARNABLE = tuple(name in _PARAM_GRADS for name in ACTIVATION_IDS)
+_LEARNABLE = tuple(name in activations.PARAM_GRADS for name in ACTIVATION_IDS)
 
 
 # ------------------------------------------------------------------------------- GEMM blocks
@@ -241,15 +240,15 @@ def _switches():
     for name, act in activations.ACTIVATIONS.items():
         def loop(template, part, **elements):
             return specialize(template, f"dense_{name}_{part}", jit,
-                              PER_FEATURE=name in _PARAM_GRADS, **elements)
+                              PER_FEATURE=name in activations.PARAM_GRADS, **elements)
         if name == "softmax":
             leaves["epilogue"].append(_bias_softmax)
             leaves["dz"].append(_dz_softmax)
         else:
             leaves["epilogue"].append(loop(_bias_act_template, "epilogue", ELEM=act.elem))
             leaves["dz"].append(loop(_dz_template, "dz", GRAD=act.grad))
-        leaves["dparam"].append(loop(_dparam_template, "dparam", DPARAM=_PARAM_GRADS[name])
-                                if name in _PARAM_GRADS else _nothing)
+        leaves["dparam"].append(loop(_dparam_template, "dparam", DPARAM=activations.PARAM_GRADS[name])
+                                if name in activations.PARAM_GRADS else _nothing)
     return tuple(specialize(_switch_template, f"dense_{part}_switch", jit, LEAVES=tuple(funcs))
                  for part, funcs in leaves.items())
 

@@ -95,7 +95,7 @@ def _param_forward(kind, x, param, name, out):
     kernels = ACTIVATIONS[kind] if not per_feature else PARAM_KERNELS[kind]
     if not per_feature:
         return _forward(kernels.forward, x, float(param.reshape(-1)[0]), out)
-    out = np.empty(x.shape, x.dtype) if out is None else check_out(out, x.shape, x.dtype, (x,))
+    out = check_out(out, x.shape, x.dtype, (x,))
     kernels.forward_features(x.ravel(), param, out.ravel())
     return out
 
@@ -105,7 +105,7 @@ def _param_backward(kind, grad, x, param, name, out):
     grad = as_float_array(grad, "grad", x.dtype)
     check_same_shape(grad, "grad", x, "x")
     param, per_feature = _parameter(x, param, name)
-    out = np.empty(x.shape, x.dtype) if out is None else check_out(out, x.shape, x.dtype, (grad, x))
+    out = check_out(out, x.shape, x.dtype, (grad, x))
     kernels = PARAM_KERNELS[kind]
     if not per_feature:
         dparam = kernels.backward_shared(grad.ravel(), x.ravel(), float(param.reshape(-1)[0]),

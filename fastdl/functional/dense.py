@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from fastdl._kernels.activations import ACTIVATIONS
+from fastdl._kernels.activations import ACTIVATIONS, PARAM_GRADS
 from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _backward_kernel
 from fastdl._kernels.dense import dense_forward as _forward_kernel
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out
@@ -29,7 +29,7 @@ _PARAMETERS = {
     "elu": ("alpha", False),
     "swish": ("beta", True),
 }
-_LEARNABLE = ("prelu", "swish")
+_LEARNABLE = tuple(PARAM_GRADS)
 _UNUSED_PARAM = {dtype: np.zeros(1, dtype) for dtype in FLOAT_DTYPES}  # read by no kernel
 
 
