@@ -683,7 +683,11 @@ class StackedAutoencoder(Network):
         or a list with one value per hidden layer.
         """
         X = self._check_X(X)
-        plan = self._pretrain_plan(epochs, batch_size, optimizer, lr, corruption)
+        return self._pretrain(X, self._pretrain_plan(epochs, batch_size, optimizer, lr, corruption),
+                              batch_size, progress)
+
+    def _pretrain(self, X, plan, batch_size, progress):
+        """pretrain() on a checked X and plan."""
         report = []
         codes = X
         for i, (layer, (layer_epochs, layer_optimizer, layer_lr, layer_corruption)) in enumerate(
@@ -739,11 +743,9 @@ class StackedAutoencoder(Network):
         checked = self._check_fit(X, y, classes, kwargs)  # everything is checked before any weight changes
         options = checked[-1]
         if pretrain:
-            self._pretrain_plan(pretrain_epochs, options["batch_size"], pretrain_optimizer, pretrain_lr,
-                                pretrain_corruption)
-            self.pretrain(checked[0], epochs=pretrain_epochs, batch_size=options["batch_size"],
-                          optimizer=pretrain_optimizer, lr=pretrain_lr, corruption=pretrain_corruption,
-                          progress=options["progress"])
+            plan = self._pretrain_plan(pretrain_epochs, options["batch_size"], pretrain_optimizer, pretrain_lr,
+                                       pretrain_corruption)
+            self._pretrain(checked[0], plan, options["batch_size"], options["progress"])
         return self._fit_checked(*checked)
 
     def get_config(self):
