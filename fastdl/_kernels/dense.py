@@ -27,7 +27,10 @@ output into one block per numba thread, each block a single-threaded GEMM follow
 the bias + activation epilogue on the block it just wrote (still in that core's cache). Blocks run
 along the batch when it is at least n_out (each thread then packs all of W once) and along the
 features otherwise (the smaller x is re-packed instead); softmax needs whole rows. The backward
-splits dx and dW the same way, choosing what each thread packs redundantly. Calls of at
+splits dx and dW the same way, choosing what each thread packs redundantly. A forward of at
+most ``SMALL_BATCH`` rows skips the GEMM, whose packing of W would cost more than the product:
+each thread streams its rows of W once through dot products (one sample: half of W per core,
+which stays in that core's L2 from call to call when it fits). Calls of at
 most ``SERIAL_WORK`` multiply-adds stay on the calling thread: a parallel launch would cost more
 than the GEMM, and a one-sample forward must be cheap.
 
@@ -58,6 +61,7 @@ SERIAL_WORK = 1 << 17
 DZ_WORK = 16  # multiply-add equivalents per element of dz (a transcendental derivative)
 COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
 MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
+SMALL_BATCH = 16  # up to this many rows, the forward product is ours, not a (packing) GEMM
 
 #: activation name → id passed to the kernels
 ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
@@ -83,23 +87,53 @@ def _col_major(a):
 
 @jit
 def _gemm_forward(x, W, z, r0, r1, c0, c1):
-    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ (one row: gemv, which reads W once without packing)."""
+    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ; a small batch by ``_small_batch_product``."""
     n_in = x.shape[1]
     ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
     if _col_major(W):
         ld_w = max(1, W.shape[0])
-        if r1 - r0 == 1:
+        if r1 - r0 == 1:  # gemv reads W once, without packing
             gemv(NO_TRANS, c1 - c0, n_in, 1.0, W[c0:], ld_w, x[r0], 1, 0.0, z[r0, c0:], 1)
             return
         trans_w = NO_TRANS
     else:
-        ld_w = ld_in
-        if r1 - r0 == 1:
-            gemv(TRANS, n_in, c1 - c0, 1.0, W[c0:], ld_w, x[r0], 1, 0.0, z[r0, c0:], 1)
+        if r1 - r0 <= SMALL_BATCH:
+            _small_batch_product(x, W, z, r0, r1, c0, c1)
             return
+        ld_w = ld_in
         trans_w = TRANS
     gemm(trans_w, NO_TRANS, c1 - c0, r1 - r0, n_in, 1.0, W[c0:], ld_w, x[r0:], ld_in,
          0.0, z[r0:, c0:], ld_out)
+
+
+@jit
+def _small_batch_product(x, W, z, r0, r1, c0, c1):
+    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ for a few rows of x, reading W once.
+
+    A GEMM packs W on every call, which costs more than the product itself when x has few rows.
+    Here 4 rows of W at a time meet every row of x while they are in L1: four dot products per
+    row of x, vectorized along n_in. Past the last row of W the block repeats that row and does
+    not store its results, so there is no remainder loop.
+    """
+    zero = type(z[r0, c0])(0.0)  # a literal 0.0 would widen float32 sums to float64
+    last = c1 - 1
+    for j in range(c0, c1, 4):
+        w0, w1, w2, w3 = W[j], W[min(j + 1, last)], W[min(j + 2, last)], W[min(j + 3, last)]
+        for i in range(r0, r1):
+            xi, zi = x[i], z[i]
+            s0 = s1 = s2 = s3 = zero
+            for k in range(xi.size):
+                s0 += w0[k] * xi[k]
+                s1 += w1[k] * xi[k]
+                s2 += w2[k] * xi[k]
+                s3 += w3[k] * xi[k]
+            zi[j] = s0
+            if j + 1 <= last:
+                zi[j + 1] = s1
+            if j + 2 <= last:
+                zi[j + 2] = s2
+            if j + 3 <= last:
+                zi[j + 3] = s3
 
 
 @jit
