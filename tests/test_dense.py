@@ -16,7 +16,7 @@ GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
 # (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above dense.SERIAL_WORK) with the
 # forward split by rows, the backward's dx by rows and dW by n_out; the forward split by features,
 # dz by rows and dx along n_in; a narrow output (serial dz, dW split along n_in); a small batch
-# split by features whose last block ends in a partial group of 4 rows of W
+# split by features whose last block ends in a partial group of 8 rows of W
 SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), (3, 300, 203)]
 
 
@@ -24,7 +24,7 @@ def test_shapes_reach_the_parallel_paths():
     from fastdl._kernels.dense import DZ_WORK, SERIAL_WORK, SMALL_BATCH
 
     assert all(np.prod(shape) > SERIAL_WORK for shape in SHAPES[2:])
-    assert SHAPES[-1][0] <= SMALL_BATCH and SHAPES[-1][2] % 16 % 4 != 0
+    assert SHAPES[-1][0] <= SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
     assert 40 * 260 * DZ_WORK > SERIAL_WORK  # dz alone in its region, parallel
 
 
