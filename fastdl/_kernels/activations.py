@@ -175,18 +175,26 @@ def elu_grad(y, alpha):
 
 
 @element_jit
-def gelu_elem(x, p):
-    """x Φ(x) = x erfc(-x/√2) / 2 (erfc keeps the left tail accurate; 1 + erf would cancel)."""
+def _normal_cdf_parts(x):
+    """(Φ(x), φ(x)): the standard normal CDF and density from one erfc_parts(|x|/√2), with
+    relative accuracy in the left tail (Φ(x) = erfc(|x|/√2)/2 there; 1 + erf would cancel)."""
     T = type(x)
-    return _scaled(x, T(0.5) * vmath.erfc(-x * T(_SQRT1_2)))
+    tail, e = vmath.erfc_parts(abs(x) * T(_SQRT1_2))
+    half_tail = T(0.5) * tail
+    return (half_tail if x < T(0.0) else T(1.0) - half_tail), T(_INV_SQRT2PI) * e
+
+
+@element_jit
+def gelu_elem(x, p):
+    """x Φ(x), Φ the standard normal CDF."""
+    return _scaled(x, _normal_cdf_parts(x)[0])
 
 
 @element_jit
 def gelu_grad(x, p):
     """Φ(x) + x φ(x), from the input x."""
-    T = type(x)
-    pdf = T(_INV_SQRT2PI) * vmath.exp(T(-0.5) * x * x)
-    return T(0.5) * vmath.erfc(-x * T(_SQRT1_2)) + _tamed(x) * pdf
+    cdf, pdf = _normal_cdf_parts(x)
+    return cdf + _tamed(x) * pdf
 
 
 @element_jit

@@ -351,15 +351,26 @@ def _erf_poly(x):
 
 
 @vjit
-def _erfc_positive(a):
-    """erfc(a) for a >= 0 (NaN → 0), with relative accuracy down to underflow."""
-    T = type(a)
-    a = _clamp(a, T(0.0), _pick(a, 10.1, 27.3))  # erfc rounds to 0 beyond
-    big_k = _pick(a, _ERFC_K32, _ERFC_K64)
-    w = _erfc_w((a - big_k) / (a + big_k))
-    # e^{-a²} = e^{-(h² + (a - h)(a + h))} with h² exact: a rounded a² would cost |a²| ulp
+def _exp_neg_square(a):
+    """e^{-a²} with relative accuracy: a² is split as h² + (a - h)(a + h), h² exact (a rounded a²
+    would cost |a²| ulp); 0 once it underflows, NaN → NaN."""
     h = _high_half(a)
-    return _exp_sum(-(h * h), -((a - h) * (a + h))) * w / (T(1.0) + T(2.0) * a)
+    return _exp_sum(-(h * h), -((a - h) * (a + h)))
+
+
+@vjit
+def erfc_parts(a):
+    """(erfc(a), e^{-a²}) for a >= 0 (NaN → a = 0), both with relative accuracy down to underflow.
+
+    erfc(a) = e^{-a²} W(y) / (1 + 2a) with y = (a - K) / (a + K). The clamp sits just past
+    where both underflow to 0 (W's fit ends a little before; its value no longer matters).
+    (Sharing one division between the two quotients is 10% faster but costs 1.5 ulp.)
+    """
+    T = type(a)
+    a = _clamp(a, T(0.0), _pick(a, 10.25, 27.3))
+    big_k = _pick(a, _ERFC_K32, _ERFC_K64)
+    e = _exp_neg_square(a)
+    return e * _erfc_w((a - big_k) / (a + big_k)) / (T(1.0) + T(2.0) * a), e
 
 
 def _erfc_for_erf(a):
@@ -376,7 +387,7 @@ def _erfc_for_erf_overload(a):
             return _exp_sum(s - a * a, np.float32(-0.0))
 
         return float32_tail
-    return lambda a: _erfc_positive(a)
+    return lambda a: erfc_parts(a)[0]
 
 
 @vjit
@@ -394,7 +405,7 @@ def erfc(x):
     """1 - erf(x): (1 - x) - x P(x²) for |x| <= 0.75, relative accuracy in both tails beyond;
     erfc(-inf) = 2, erfc(inf) = 0."""
     T = type(x)
-    tail = _erfc_positive(abs(x))
+    tail = erfc_parts(abs(x))[0]
     tail = tail if x >= T(0.0) else T(2.0) - tail
     y = (T(1.0) - x) - _erf_poly(x) if abs(x) <= T(0.75) else tail
     return y if x == x else x
