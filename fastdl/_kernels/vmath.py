@@ -24,6 +24,7 @@ Methods (coefficients: fdlibm's for log, Chebyshev fits made with mpmath.chebyfi
   y = (a - K) / (a + K) (Weideman's form, W of degree 10 / 22 fitted up to where erfc underflows),
   e^{-a²} computed as e^{-(h² + (a-h)(a+h))} with h = a truncated to half its bits (h² exact), so
   erfc keeps relative accuracy in the far tail (GELU of very negative x); erfc(-a) = 2 - erfc(a).
+  ``erfc_parts(a)`` returns e^{-a²} too: GELU's derivative needs the normal density there.
   erf beyond: ±(1 - erfc(|x|)), where float32 needs only absolute accuracy and takes the cheaper
   erfc(a) = e^{S(a) - a²} (S of degree 8 on [1, 3.93], no division; erf rounds to 1 beyond).
 
