@@ -22,6 +22,7 @@ import numpy as np
 
 from fastdl import _ops, io as _io, optim
 from fastdl._kernels import noise as _noise
+from fastdl._kernels.checks import all_finite
 from fastdl._validation import FLOAT_DTYPES
 from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
 from fastdl.params import ParamArena
@@ -50,15 +51,20 @@ def _check_seed(seed):
     return int(seed)
 
 
-def _kernel_array(arr, dtype):
-    """``arr`` as a writable C-contiguous array of ``dtype``, copied only when it is not one.
+def _kernel_array(arr, dtype, name):
+    """``arr`` as a writable C-contiguous array of ``dtype``, copied only when it is not one;
+    a NaN or infinity in it is an error naming ``name``.
 
     Writable because numba compiles a separate specialization of a kernel for read-only arrays
     (memmaps, the arrays joblib hands to parallel workers): about a dozen more compilations for
-    one input. A copy here, once per call, keeps every kernel at one array type.
+    one input. A copy here, once per call, keeps every kernel at one array type. The finite check
+    is a kernel: ``np.isfinite(arr).all()`` would allocate a boolean array of arr's size.
     """
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    return arr if arr.flags.writeable else arr.copy()
+    arr = arr if arr.flags.writeable else arr.copy()
+    if not all_finite(arr.reshape(-1)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
 
 
 def _same(a, b):
@@ -222,10 +228,7 @@ class Model:
             raise ValueError(f"{name} has no samples")
         if arr.shape[1] != self.n_inputs:
             raise ValueError(f"{name} has {arr.shape[1]} features, but the model expects {self.n_inputs}")
-        arr = _kernel_array(arr, self.dtype)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        return arr
+        return _kernel_array(arr, self.dtype, name)
 
     # --- training ---------------------------------------------------------------------------
     def _optimizer_class(self, optimizer):
@@ -379,9 +382,7 @@ class Network(Model):
         y2 = y.reshape(n, -1) if y.ndim == 1 else y
         if y2.ndim != 2 or y2.shape[1] != self.n_outputs:
             raise ValueError(f"{name} has shape {y.shape}, but the network has {self.n_outputs} outputs")
-        y2 = _kernel_array(y2, self.dtype)
-        if not np.isfinite(y2).all():
-            raise ValueError(f"{name} contains NaN or infinity")
+        y2 = _kernel_array(y2, self.dtype, name)
         if self.output == "sigmoid" and ((y2 < 0).any() or (y2 > 1).any()):
             raise ValueError(f"{name} must lie in [0, 1] for output='sigmoid'")
         return y2, None
@@ -614,9 +615,7 @@ class Autoencoder(Model):
         H = np.asarray(H)
         if H.ndim != 2 or H.shape[1] != self.n_hidden:
             raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
-        H = _kernel_array(H, self.dtype)
-        if not np.isfinite(H).all():
-            raise ValueError("H contains NaN or infinity")
+        H = _kernel_array(H, self.dtype, "H")
         out = self._run(H, [self.decoder])
         if self.loss == "bce":
             _ops.activation("sigmoid", out, out)

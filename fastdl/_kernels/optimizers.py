@@ -12,9 +12,8 @@ Every step kernel has the signature ``step(p, g, state, sc, check_finite) -> boo
   if ``g`` holds a NaN or an inf the kernel returns False without writing anything. Otherwise it
   returns True.
 
-Work is split into fixed chunks of ``CHUNK`` elements (the same split for any thread count, so
-results never depend on it); buffers of at most ``SERIAL_CHUNKS`` chunks run on the calling
-thread, where a parallel launch would cost more than it saves. Hyper-parameter flags that only
+Work is split into the fixed chunks of ``checks.py`` (results never depend on the thread count;
+small buffers stay on the calling thread). Hyper-parameter flags that only
 change arithmetic (Nesterov, AdamW's decoupled decay, the seed's Adam variant) arrive as scalars
 and become selects; flags that change which state rows exist (AMSGrad, centered RMSprop, RMSprop
 momentum) pick a kernel compiled for that layout.
@@ -25,53 +24,21 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels._jit import jit, pjit, specialize
-
-CHUNK = 16384
-SERIAL_CHUNKS = 2
-
-
-@jit
-def _chunk_is_finite(g, lo, hi):
-    # x * 0 is 0 for finite x and NaN for NaN/inf; the flags keep NaN semantics, so this is not
-    # folded. The zero has g's type: an int literal would widen float32 to float64 (half speed).
-    zero = type(g[lo])(0)
-    acc = zero
-    for i in range(lo, hi):
-        acc += g[i] * zero
-    return acc == acc
-
-
-@jit
-def _bounds(c, n):
-    # unsigned bounds: numba then drops the negative-index wraparound that blocks vectorization
-    return np.uint64(c * CHUNK), np.uint64(min(n, c * CHUNK + CHUNK))
-
+from fastdl._kernels.checks import CHUNK, SERIAL_CHUNKS, all_finite, chunk_bounds
 
 def _step_template(p, g, state, sc, check_finite):
     """Run ``UPDATE(p, g, state, sc, lo, hi)`` over every chunk (``UPDATE`` bound by _make_step)."""
     n = p.size
     n_chunks = (n + CHUNK - 1) // CHUNK
-    # The check must finish before any write: a parallel region of its own. Reading a 10M
-    # gradient on one thread made the checked step 1.4-1.9x the unchecked one; in parallel
-    # it is the one extra pass over g it has to be, plus one more thread launch.
-    if check_finite:
-        if n_chunks <= SERIAL_CHUNKS:
-            for c in range(n_chunks):
-                if not _chunk_is_finite(g, *_bounds(c, n)):
-                    return False
-        else:
-            finite = np.empty(n_chunks, dtype=np.bool_)
-            for c in prange(n_chunks):
-                finite[c] = _chunk_is_finite(g, *_bounds(c, n))
-            for c in range(n_chunks):
-                if not finite[c]:
-                    return False
+    # The check must finish before any write: a pass of its own (parallel when g is large).
+    if check_finite and not all_finite(g):
+        return False
     if n_chunks <= SERIAL_CHUNKS:
         for c in range(n_chunks):
-            UPDATE(p, g, state, sc, *_bounds(c, n))  # noqa: F821 (bound by specialize)
+            UPDATE(p, g, state, sc, *chunk_bounds(c, n))  # noqa: F821 (bound by specialize)
     else:
         for c in prange(n_chunks):
-            UPDATE(p, g, state, sc, *_bounds(c, n))  # noqa: F821
+            UPDATE(p, g, state, sc, *chunk_bounds(c, n))  # noqa: F821
     return True
 
 
@@ -242,10 +209,10 @@ def sum_squares(g):
     partial = np.empty(n_chunks, dtype=np.float64)
     if n_chunks <= SERIAL_CHUNKS:
         for c in range(n_chunks):
-            partial[c] = _chunk_sum_squares(g, *_bounds(c, n))
+            partial[c] = _chunk_sum_squares(g, *chunk_bounds(c, n))
     else:
         for c in prange(n_chunks):
-            partial[c] = _chunk_sum_squares(g, *_bounds(c, n))
+            partial[c] = _chunk_sum_squares(g, *chunk_bounds(c, n))
     total = 0.0
     for c in range(n_chunks):
         total += partial[c]
