@@ -298,6 +298,20 @@ def test_softmax_extremes():
     np.testing.assert_array_equal(got[5], [0.0, 1.0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_max_is_the_maximum_and_nan_spoils_the_softmax(dtype):
+    rng = np.random.default_rng(5)
+    rows = [rng.standard_normal(37), -rng.random(40) - 1e-3, [-0.0, 0.0, -0.0], [0.0, -0.0],
+            [-np.inf, -5.0, -np.inf], [-np.inf, -np.inf], [3.0, np.inf], [np.finfo(dtype).max],
+            [-np.finfo(dtype).smallest_subnormal, -1.0]]
+    for row in rows:
+        row = np.asarray(row, dtype)
+        assert K.row_max(row) == row.max(), row  # the sign of a zero maximum may differ
+    for nan in (np.float64("nan"), -np.float64("nan")):  # a NaN of either sign
+        z = np.array([[1.0, nan, 2.0]], dtype)
+        assert np.isnan(_softmax(z)).all()
+
+
 def test_softmax_backward_matches_finite_differences():
     rng = np.random.default_rng(7)
     z, g = rng.standard_normal((2, 3, 6))

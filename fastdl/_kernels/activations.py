@@ -55,7 +55,6 @@ _GELU_CUBIC = 0.044715
 SERIAL_MAX = 1 << 15  # at most this many elements: one thread, no parallel launch
 CHUNK = 1 << 14  # elements per parallel task; fixed, so reductions do not depend on thread count
 PAIRWISE_BLOCK = 256  # parameter-gradient terms summed pairwise per block of this many
-ROW_MAX_LANES = 16  # independent running maxima per softmax row (a 512-bit vector of float32)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -248,30 +247,24 @@ def silu_grad(x, p):
 
 
 @jit
-def _row_max(z, lanes):
-    """max(z) through len(lanes) independent running maxima, which vectorise (a single running max
-    is a compare-select chain that LLVM cannot vectorise without 'nnan'). Which NaN wins does not
-    matter: a NaN anywhere turns the caller's row NaN."""
-    width = lanes.size
-    lanes[:] = z[0]
-    body = z.size - z.size % width
-    for j in range(0, body, width):
-        for k in range(width):
-            lanes[k] = z[j + k] if z[j + k] > lanes[k] else lanes[k]
-    m = lanes[0]
-    for k in range(1, width):
-        m = lanes[k] if lanes[k] > m else m
-    for j in range(body, z.size):
-        m = z[j] if z[j] > m else m
-    return m
+def row_max(z):
+    """max(z) for a non-empty 1-D z, as the maximum of ``vmath.order_key``: a float max is a
+    compare-select chain that LLVM cannot vectorise without 'nnan', an integer max is one
+    instruction per vector (4x faster). A NaN wins or is skipped depending on its sign bit; either
+    way it makes the caller's e^{z - max} NaN."""
+    key = vmath.order_key(z[0])
+    for j in range(z.size):
+        k = vmath.order_key(z[j])
+        key = k if k > key else key
+    return vmath.from_order_key(key, z[0])
 
 
 @jit
-def _softmax_row(z, out, lanes):
+def _softmax_row(z, out):
     """out = e^{z - max z} / Σ e^{z - max z}; a NaN anywhere (or a row of -inf) makes the row NaN."""
     if z.size == 0:
         return
-    m = _row_max(z, lanes)
+    m = row_max(z)
     total = type(m)(0.0)
     for j in range(z.size):
         e = vmath.exp(z[j] - m)
@@ -296,9 +289,8 @@ def _softmax_backward_row(g, y, out):
 @jit
 def softmax_rows(z, out):
     """Row-wise softmax of a 2-D block (serial: callable from inside other kernels' prange)."""
-    lanes = np.empty(ROW_MAX_LANES, z.dtype)
     for i in range(z.shape[0]):
-        _softmax_row(z[i], out[i], lanes)
+        _softmax_row(z[i], out[i])
 
 
 @jit

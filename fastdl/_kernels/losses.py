@@ -16,6 +16,7 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels import vmath
+from fastdl._kernels.activations import row_max
 from fastdl._kernels._jit import jit, pjit, specialize
 
 #: below this many elements a batch runs serially (a parallel launch costs more than it saves)
@@ -102,17 +103,6 @@ def _bce_with_logits_row(logits, target, grad, scale):
 
 
 @jit
-def _row_max(logits):
-    """max_j z_j; a NaN at j = 0 is returned (and then propagates), a later NaN is skipped here
-    but makes e^{z_j − m} NaN."""
-    m = logits[0]
-    for j in range(1, logits.shape[0]):
-        if logits[j] > m:
-            m = logits[j]
-    return m
-
-
-@jit
 def _shifted_exp_into(logits, m, grad):
     """Write e^{z_j − m} into grad; return s = Σ_j e^{z_j − m} in float64."""
     s = 0.0
@@ -130,7 +120,7 @@ def _softmax_xent_label_row(logits, label, grad, scale):
     z_y is read before grad is written, so grad may be the logits themselves.
     """
     T = type(scale)
-    m = _row_max(logits)
+    m = row_max(logits)
     gap = np.float64(m) - np.float64(logits[label])
     s = _shifted_exp_into(logits, m, grad)
     factor = T(np.float64(scale) / s)
@@ -150,7 +140,7 @@ def _softmax_xent_prob_row(logits, target, grad, scale):
     written, so grad may be the logits themselves (not the target).
     """
     T = type(scale)
-    m = _row_max(logits)
+    m = row_max(logits)
     gap = 0.0
     mass = 0.0
     for j in range(logits.shape[0]):
