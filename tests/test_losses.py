@@ -8,8 +8,8 @@ from fastdl._kernels.reference import losses as R
 
 DTYPES = [np.float32, np.float64]
 SMALL = (7, 13)  # serial path
-LARGE = (48, 700)  # >= PARALLEL_MIN_SIZE elements: rows in parallel
-assert LARGE[0] * LARGE[1] >= K.PARALLEL_MIN_SIZE > SMALL[0] * SMALL[1]
+LARGE = (48, 700)  # > SERIAL_MAX elements: rows in parallel
+assert LARGE[0] * LARGE[1] > K.SERIAL_MAX >= SMALL[0] * SMALL[1]
 
 
 def make_case(name, shape, dtype, rng, normalized=True):

@@ -13,7 +13,7 @@ from fastdl._kernels.reference import noise as R
 
 DTYPES = [np.float32, np.float64]
 LARGE = (400, 500)  # parallel path
-assert LARGE[0] * LARGE[1] >= K.PARALLEL_MIN_SIZE
+assert LARGE[0] * LARGE[1] > K.SERIAL_MAX
 
 
 def draw(fn, x, param, seed=3, step=0, stream=0):

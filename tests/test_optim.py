@@ -8,9 +8,9 @@ from fastdl._kernels import optimizers as kernels
 from fastdl._kernels.reference import optimizers as ref
 from fastdl.params import ParamArena
 
-# large enough for the parallel path (more than SERIAL_CHUNKS chunks, a partial last chunk);
+# large enough for the parallel path (more than SERIAL_MAX elements, a partial last chunk);
 # long runs use N_SERIAL: launching threads hundreds of times is slow on a loaded machine.
-N_PARALLEL = kernels.CHUNK * (kernels.SERIAL_CHUNKS + 1) + 3
+N_PARALLEL = kernels.SERIAL_MAX + kernels.CHUNK + 3
 N_SERIAL = 1000
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 

@@ -20,10 +20,10 @@ Array kernels
 -------------
 Built by one factory from the elements over flat C-contiguous arrays: ``forward(x, p, out)`` is
 out = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v); the scalar ``p`` may be a Python float
-(cast to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX`` elements they run a
-plain loop on the calling thread (no thread launch); above it they split into ``CHUNK``-sized
-tasks over numba's threads. Parameter gradients (PReLU's alpha, Swish's beta; one shared scalar or
-one per feature = last axis) are float64 sums in an order fixed by the array size alone (pairwise
+(cast to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX``
+elements they run a plain loop on the calling thread (no thread launch); above it they split into
+``CHUNK``-sized tasks over numba's threads (both numbers from ``checks.py``). Parameter gradients
+(PReLU's alpha, Swish's beta; one shared scalar or one per feature = last axis) are float64 sums in an order fixed by the array size alone (pairwise
 within blocks, then blocks, chunks and rows in order), so they are bit-identical whatever the
 thread count; so is every output, because each element rounds the same way in vectorised and
 scalar code (see ``_tamed``). ``out`` may be one of the inputs (in-place).
@@ -40,6 +40,7 @@ from numba import prange
 
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import FASTMATH, jit, pjit, specialize
+from fastdl._kernels.checks import CHUNK, SERIAL_MAX
 
 # Scalar elements and helpers: always inlined (LLVM's cost model would leave the bigger ones, e.g.
 # GELU with erfc, as calls, and a call keeps the loop scalar: 10 ns instead of 1 ns per element).
@@ -52,8 +53,6 @@ _INV_SQRT2PI = 0.3989422804014327  # 1/sqrt(2*pi)
 _TWO_SQRT2_PI = 1.5957691216057308  # 2*sqrt(2/pi): gelu_tanh uses sigma(2u) = (1 + tanh u)/2
 _GELU_CUBIC = 0.044715
 
-SERIAL_MAX = 1 << 15  # at most this many elements: one thread, no parallel launch
-CHUNK = 1 << 14  # elements per parallel task; fixed, so reductions do not depend on thread count
 PAIRWISE_BLOCK = 256  # parameter-gradient terms summed pairwise per block of this many
 
 

@@ -18,9 +18,8 @@ from numba import prange
 from fastdl._kernels import vmath
 from fastdl._kernels.activations import row_max
 from fastdl._kernels._jit import jit, pjit, specialize
+from fastdl._kernels.checks import SERIAL_MAX
 
-#: below this many elements a batch runs serially (a parallel launch costs more than it saves)
-PARALLEL_MIN_SIZE = 1 << 15
 
 
 # Kernel templates; _batch_mean_kernel binds ROW, SERIAL and PARALLEL with specialize().
@@ -40,7 +39,7 @@ def _parallel_template(x, target, grad, row_loss, scale):
 def _kernel_template(x, target, grad, row_loss):
     n = x.shape[0]
     scale = x.dtype.type(1.0 / n)
-    if x.size >= PARALLEL_MIN_SIZE:
+    if x.size > SERIAL_MAX:
         PARALLEL(x, target, grad, row_loss, scale)
     else:
         SERIAL(x, target, grad, row_loss, scale)

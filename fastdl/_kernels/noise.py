@@ -16,6 +16,7 @@ from numba import prange
 
 from fastdl._kernels import vmath
 from fastdl._kernels._jit import jit, pjit, specialize
+from fastdl._kernels.checks import CHUNK, SERIAL_MAX
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, splitmix64's increment
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -24,10 +25,6 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO_POW_53 = 2.0 ** 53
 _TWO_POW_M32 = 2.0 ** -32
 
-#: below this many elements a kernel runs serially
-PARALLEL_MIN_SIZE = 1 << 15
-#: elements per parallel task: fixed, so the split never depends on the thread count
-_CHUNK = 1 << 13
 
 # Taylor coefficients of sin(2πw) in w (odd powers up to 21): for |w| ≤ 1/4 the first omitted
 # term is below 3e-16, so one polynomial serves float32 and float64.
@@ -130,16 +127,16 @@ def _span_template(x, a, b, key, out, offset):
 
 def _parallel_template(x, a, b, key, out):
     n = x.shape[0]
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        start = chunk * _CHUNK
-        stop = min(start + _CHUNK, n)
+    for chunk in prange((n + CHUNK - 1) // CHUNK):
+        start = chunk * CHUNK
+        stop = min(start + CHUNK, n)
         SPAN(x[start:stop], a, b, key, out[start:stop], start)
 
 
 def _kernel_template(x, a, b, key, out):
     flat_x = x.reshape(x.size)
     flat_out = out.reshape(out.size)
-    if x.size >= PARALLEL_MIN_SIZE:
+    if x.size > SERIAL_MAX:
         PARALLEL(flat_x, a, b, key, flat_out)
     else:
         SPAN(flat_x, a, b, key, flat_out, 0)

@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels._jit import jit, pjit, specialize
-from fastdl._kernels.checks import CHUNK, SERIAL_CHUNKS, all_finite, chunk_bounds
+from fastdl._kernels.checks import CHUNK, SERIAL_MAX, all_finite, chunk_bounds
 
 def _step_template(p, g, state, sc, check_finite):
     """Run ``UPDATE(p, g, state, sc, lo, hi)`` over every chunk (``UPDATE`` bound by _make_step)."""
@@ -33,7 +33,7 @@ def _step_template(p, g, state, sc, check_finite):
     # The check must finish before any write: a pass of its own (parallel when g is large).
     if check_finite and not all_finite(g):
         return False
-    if n_chunks <= SERIAL_CHUNKS:
+    if n <= SERIAL_MAX:
         for c in range(n_chunks):
             UPDATE(p, g, state, sc, *chunk_bounds(c, n))  # noqa: F821 (bound by specialize)
     else:
@@ -207,7 +207,7 @@ def sum_squares(g):
     n = g.size
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.empty(n_chunks, dtype=np.float64)
-    if n_chunks <= SERIAL_CHUNKS:
+    if n <= SERIAL_MAX:
         for c in range(n_chunks):
             partial[c] = _chunk_sum_squares(g, *chunk_bounds(c, n))
     else:
