@@ -3,7 +3,8 @@
 No math lives here: the formulas are the kernels' (``fastdl._kernels``). This module only maps a
 layer's configuration (activation name, fixed or learnable parameter, tied weights) onto the
 kernel-level entry points, which take preallocated buffers and validate nothing; the models
-validate their inputs once at the public boundary.
+validate their inputs once at the public boundary. :func:`kernel_name` also serves the functional
+layer, so GELU's ``approximate`` is checked and mapped in one place.
 """
 from fastdl._kernels import activations as _act
 from fastdl._kernels import losses as _losses
@@ -19,10 +20,16 @@ LOSSES = {
 
 
 def kernel_name(activation, params):
-    """The kernel table's name for an activation: GELU's tanh approximation is its own kernel."""
-    if activation == "gelu" and params.get("approximate") == "tanh":
+    """The kernel table's name for an activation and its keyword ``params``: GELU's tanh
+    approximation is its own kernel. ``approximate`` (default "none") is checked here only."""
+    if activation != "gelu":
+        return activation
+    approximate = params.get("approximate", "none")
+    if approximate == "none":
+        return "gelu"
+    if approximate == "tanh":
         return "gelu_tanh"
-    return activation
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
 def kernel_id(name):

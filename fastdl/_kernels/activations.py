@@ -18,15 +18,16 @@ not inf·0 = NaN), and is accurate in both tails (σ from e^{-|x|}, GELU from er
 
 Array kernels
 -------------
-Built by one factory from the elements over flat C-contiguous arrays: ``forward(x, p, out)`` is
-out = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v); the scalar ``p`` may be a Python float
-(cast to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX``
-elements they run a plain loop on the calling thread (no thread launch); above it they split into
-``CHUNK``-sized tasks over numba's threads (both numbers from ``checks.py``). Parameter gradients
-(PReLU's alpha, Swish's beta; one shared scalar or one per feature = last axis) are float64 sums in an order fixed by the array size alone (pairwise
-within blocks, then blocks, chunks and rows in order), so they are bit-identical whatever the
-thread count; so is every output, because each element rounds the same way in vectorised and
-scalar code (see ``_tamed``). ``out`` may be one of the inputs (in-place).
+Built by one factory from the elements over flat C-contiguous arrays: ``forward(x, p, out)`` is out
+= f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v); the scalar ``p`` may be a Python float (cast
+to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX`` elements they
+run a plain loop on the calling thread (no thread launch); above it they split into ``CHUNK``-sized
+tasks over numba's threads (both numbers from ``checks.py``). Parameter gradients (PReLU's alpha,
+Swish's beta; one shared scalar or one per feature = last axis) are float64 sums in an order fixed
+by the array size alone (pairwise within blocks, then blocks, chunks and rows in order), so they
+are bit-identical whatever the thread count; so is every output, because each element rounds the
+same way in vectorised and scalar code (see ``_tamed``). ``out`` may be one of the inputs (in-
+place).
 
 Kernels are specialised from plain-Python templates with :func:`specialize` rather than closures:
 numba hashes a closure's captured dispatchers by a random per-process id, so closures never hit

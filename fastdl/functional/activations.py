@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from fastdl._kernels.activations import ACTIVATIONS, PARAM_KERNELS
+from fastdl._ops import kernel_name
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out, check_same_shape
 
 __all__ = [
@@ -31,9 +32,9 @@ __all__ = [
 
 _SOFTMAX = ACTIVATIONS["softmax"]
 # forward and backward array kernels, looked up once
-_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _GELU, _GELU_TANH, _SILU = (
+_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _SILU = (
     (ACTIVATIONS[name].forward, ACTIVATIONS[name].backward) for name in
-    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu")
+    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "silu")
 )
 
 
@@ -117,12 +118,8 @@ def _param_backward(kind, grad, x, param, name, out):
     return out, np.asarray(dparam, dtype=x.dtype).reshape(param.shape)
 
 
-def _gelu_kind(approximate):
-    if approximate == "none":
-        return _GELU
-    if approximate == "tanh":
-        return _GELU_TANH
-    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+def _gelu_kernels(approximate):
+    return ACTIVATIONS[kernel_name("gelu", {"approximate": approximate})]
 
 
 def _rows(a):
@@ -226,12 +223,12 @@ def softmax_backward(grad, y, *, out=None):
 def gelu(x, approximate="none", *, out=None):
     """x Φ(x) with Φ the standard normal CDF (exact, via erfc); approximate="tanh" gives
     x (1 + tanh(√(2/π)(x + 0.044715 x³))) / 2, as torch."""
-    return _forward(_gelu_kind(approximate)[0], x, 0.0, out)
+    return _forward(_gelu_kernels(approximate).forward, x, 0.0, out)
 
 
 def gelu_backward(grad, x, approximate="none", *, out=None):
     """grad ⊙ (Φ(x) + x φ(x)) (or the tanh form's derivative), from the input x."""
-    return _backward(_gelu_kind(approximate)[1], grad, x, "x", 0.0, out)
+    return _backward(_gelu_kernels(approximate).backward, grad, x, "x", 0.0, out)
 
 
 def swish(x, beta, *, out=None):

@@ -18,6 +18,7 @@ import numpy as np
 from fastdl._kernels.activations import ACTIVATIONS, PARAM_GRADS
 from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _backward_kernel
 from fastdl._kernels.dense import dense_forward as _forward_kernel
+from fastdl._ops import kernel_name
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out
 
 __all__ = ["dense", "dense_backward"]
@@ -76,15 +77,13 @@ def _kernel_and_param(activation, W, params):
         names = sorted(n for n in ACTIVATION_IDS if n != "gelu_tanh")
         raise ValueError(f"unknown activation {activation!r}; expected one of {names}")
     params = dict(params)
+    kernel = kernel_name(activation, params)
     if activation == "gelu":
-        approximate = params.pop("approximate", "none")
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-        activation = "gelu_tanh" if approximate == "tanh" else "gelu"
+        params.pop("approximate", None)  # read by kernel_name
     keyword, per_feature = _PARAMETERS.get(activation, (None, False))
     if keyword is None and not params:
-        return activation, _UNUSED_PARAM[W.dtype], ()
-    value = params.pop(keyword, ACTIVATIONS[activation].default) if keyword else 0.0
+        return kernel, _UNUSED_PARAM[W.dtype], ()
+    value = params.pop(keyword, ACTIVATIONS[kernel].default) if keyword else 0.0
     if params:
         takes = f"only {keyword}=" if keyword else "no parameters"
         raise TypeError(f"activation {activation!r} takes {takes}, got {sorted(params)}")
@@ -95,7 +94,7 @@ def _kernel_and_param(activation, W, params):
     if p.size != 1 and not (per_feature and p.shape == (n_out,)):
         expected = f"a scalar or shape ({n_out},)" if per_feature else "a scalar"
         raise ValueError(f"{keyword} must be {expected}, got shape {p.shape}")
-    return activation, np.ascontiguousarray(p, dtype=W.dtype).reshape(-1), p.shape
+    return kernel, np.ascontiguousarray(p, dtype=W.dtype).reshape(-1), p.shape
 
 
 def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=False,
