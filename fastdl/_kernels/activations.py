@@ -26,8 +26,8 @@ tasks over numba's threads (both numbers from ``checks.py``). Parameter gradient
 Swish's beta; one shared scalar or one per feature = last axis) are float64 sums in an order fixed
 by the array size alone (pairwise within blocks, then blocks, chunks and rows in order), so they
 are bit-identical whatever the thread count; so is every output, because each element rounds the
-same way in vectorised and scalar code (see ``_tamed``). ``out`` may be one of the inputs (in-
-place).
+same way in vectorised and scalar code (see ``_tamed``). ``out`` may be one of the inputs
+(in-place).
 
 Kernels are specialised from plain-Python templates with :func:`specialize` rather than closures:
 numba hashes a closure's captured dispatchers by a random per-process id, so closures never hit
