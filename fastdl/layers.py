@@ -18,15 +18,18 @@ import numpy as np
 from fastdl import init as initializers
 from fastdl import _ops
 from fastdl._kernels import noise as _noise
+from fastdl._kernels.activations import ACTIVATIONS as _KERNELS
 
-#: activation name -> the keyword parameters it takes, with defaults
+#: activation name -> the keyword parameters it takes, with defaults (the numeric ones are the
+#: kernel table's, stated once there)
 ACTIVATIONS = {
     "identity": {}, "sigmoid": {}, "tanh": {}, "relu": {}, "silu": {}, "softmax": {},
-    "leaky_relu": {"negative_slope": 0.01},
-    "elu": {"alpha": 1.0},
+    "leaky_relu": {"negative_slope": _KERNELS["leaky_relu"].default},
+    "elu": {"alpha": _KERNELS["elu"].default},
     "gelu": {"approximate": "none"},
-    "prelu": {"alpha": 0.25, "shared": False},  # learnable: initial alpha; one per feature unless shared
-    "swish": {"beta": 1.0},  # learnable: initial beta
+    # learnable: the initial alpha, one per feature unless shared
+    "prelu": {"alpha": _KERNELS["prelu"].default, "shared": False},
+    "swish": {"beta": _KERNELS["swish"].default},  # learnable: the initial beta
 }
 
 
