@@ -352,11 +352,17 @@ def _dz_dx_block(kind, g, W, v, p, dz, dx, with_dx, r0, r1):
 
 
 @jit
+def _sums_block(kind, g, v, p, dz, sums, c0, c1):
+    """db's and dp's sums over the columns c0:c1 (sums[1] starts at 0)."""
+    _column_sums(dz, sums[0], c0, c1)
+    _DPARAM(kind, p, (g, v, sums[1], c0, c1))
+
+
+@jit
 def _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, c0, c1, i0, i1):
     _gemm_dW(dz, x, dW, beta, c0, c1, i0, i1)
     if by_out:
-        _column_sums(dz, sums[0], c0, c1)
-        _DPARAM(kind, p, (g, v, sums[1], c0, c1))  # sums[1] starts at 0
+        _sums_block(kind, g, v, p, dz, sums, c0, c1)
 
 
 @pjit
@@ -400,8 +406,8 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
         for t in prange(blocks):
             c0, c1, i0, i1 = _block(t, span, n_out, n_in, by_out)
             _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, c0, c1, i0, i1)
-    if not by_out:  # the sums only (an empty GEMM)
-        _dW_block(kind, g, x, v, p, dz, dW, sums, beta, True, 0, n_out, 0, 0)
+    if not by_out:  # the few columns' sums after the blocks along n_in
+        _sums_block(kind, g, v, p, dz, sums, 0, n_out)
     blas_restore_threads(previous)
     _store_sums(sums, db, dp, accumulate, _LEARNABLE[kind])
 
