@@ -12,6 +12,22 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
+def check_int(value, name, minimum):
+    """``value`` as a Python int of at least ``minimum``; a bool is refused (True is no count)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
+
+
+def check_float_dtype(dtype, name):
+    """``np.dtype(dtype)`` if it is float32 or float64, else a TypeError naming the argument."""
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def as_float_array(x, name, dtype=None):
     """``x`` as a C-contiguous float32/float64 array (no copy when it already is one).
 

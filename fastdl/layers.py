@@ -19,6 +19,7 @@ from fastdl import init as initializers
 from fastdl import _ops
 from fastdl._kernels import noise as _noise
 from fastdl._kernels.activations import ACTIVATIONS as _KERNELS
+from fastdl._validation import check_int
 
 #: activation name -> the keyword parameters it takes, with defaults (the numeric ones are the
 #: kernel table's, stated once there)
@@ -45,18 +46,12 @@ def check_activation(activation, params, name="activation"):
     return {**defaults, **params}
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 class Dense:
     """Fully connected layer ``y = act(x Wᵀ + b)``; see the module docstring."""
 
     def __init__(self, n_in, n_out, activation="identity", init="auto", *, tied_to=None, **activation_params):
-        self.n_in = _positive_int(n_in, "n_in")
-        self.n_out = _positive_int(n_out, "n_out")
+        self.n_in = check_int(n_in, "n_in", 1)
+        self.n_out = check_int(n_out, "n_out", 1)
         self.activation = activation
         self.activation_params = check_activation(activation, activation_params)
         self.kernel = _ops.kernel_name(activation, self.activation_params)

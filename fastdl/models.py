@@ -23,7 +23,7 @@ import numpy as np
 from fastdl import _ops, io as _io, optim
 from fastdl._kernels import noise as _noise
 from fastdl._kernels.checks import all_finite
-from fastdl._validation import FLOAT_DTYPES
+from fastdl._validation import check_float_dtype, check_int
 from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
 from fastdl.params import ParamArena
 from fastdl.training import train
@@ -36,19 +36,6 @@ OUTPUTS = {"softmax": "softmax_cross_entropy", "sigmoid": "bce", "identity": "ms
 
 _EVAL_BATCH = 1024  # rows per forward pass when predicting: bounds the workspace
 _CACHED_WORKSPACES = 4
-
-
-def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
 
 
 def _kernel_array(arr, dtype, name):
@@ -89,8 +76,8 @@ class Model:
     """
 
     def _init_common(self, dtype, seed):
-        self.dtype = _check_dtype(dtype)
-        self.seed = _check_seed(seed)
+        self.dtype = check_float_dtype(dtype, "dtype")
+        self.seed = check_int(seed, "seed", 0)
         self.step_ = 0
         self.epoch_ = 0
         self.optimizer_ = None
@@ -257,19 +244,15 @@ class Model:
         if unknown:
             raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(unknown)}")
         options = {**_FIT_DEFAULTS, **kwargs}
-        epochs, batch_size, patience = options["epochs"], options["batch_size"], options["patience"]
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"patience must be None or a positive int, got {patience!r}")
+        options["epochs"] = check_int(options["epochs"], "epochs", 0)
+        options["batch_size"] = check_int(options["batch_size"], "batch_size", 1)
+        if options["patience"] is not None:
+            options["patience"] = check_int(options["patience"], "patience", 1)
         if not 0.0 <= options["validation_fraction"] < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {options['validation_fraction']!r}")
         if not (isinstance(options["lr"], (int, float)) and options["lr"] >= 0):
             raise ValueError(f"lr must be a non-negative number, got {options['lr']!r}")
         self._optimizer_class(options["optimizer"])
-        options["epochs"], options["batch_size"] = int(epochs), int(batch_size)
         return options
 
     def _fit(self, X, targets, *, optimizer, lr, optimizer_params, **options):

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from fastdl._kernels import optimizers as _k
-from fastdl._validation import FLOAT_DTYPES
+from fastdl._validation import check_float_dtype
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW",
            "clip_grad_norm"]
@@ -46,8 +46,7 @@ def _as_pair(params, grads):
             raise ValueError(f"{name} must be a 1-D C-contiguous array (a flat buffer), got "
                              f"shape {arr.shape}" + ("" if arr.flags.c_contiguous else
                                                      ", not contiguous"))
-        if arr.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
+        check_float_dtype(arr.dtype, name)
     if grads.dtype != params.dtype:
         raise TypeError(f"grads has dtype {grads.dtype}, but params has dtype {params.dtype}")
     if grads.shape != params.shape:
@@ -389,8 +388,7 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
         grads = grads.grads
     if not isinstance(grads, np.ndarray) or grads.ndim != 1 or not grads.flags.c_contiguous:
         raise ValueError("grads must be a 1-D C-contiguous numpy array (a flat gradient buffer)")
-    if grads.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"grads must be float32 or float64, got {grads.dtype}")
+    check_float_dtype(grads.dtype, "grads")
     max_norm = _check_range("max_norm", max_norm)
     norm = math.sqrt(_k.sum_squares(grads))
     if not math.isfinite(norm):

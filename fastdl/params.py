@@ -22,7 +22,7 @@ from math import prod
 
 import numpy as np
 
-from fastdl._validation import FLOAT_DTYPES
+from fastdl._validation import check_float_dtype
 
 __all__ = ["ParamArena", "ParamGroup", "TensorSpec"]
 
@@ -50,9 +50,7 @@ class ParamArena:
     """
 
     def __init__(self, dtype="float32"):
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = check_float_dtype(dtype, "dtype")
         self.specs = []
         self._by_name = {}
         self.size = 0

@@ -19,7 +19,7 @@ from fastdl._kernels.activations import ACTIVATIONS, PARAM_GRADS
 from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _backward_kernel
 from fastdl._kernels.dense import dense_forward as _forward_kernel
 from fastdl._ops import kernel_name
-from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out
+from fastdl._validation import FLOAT_DTYPES, as_float_array, check_float_dtype, check_out
 
 __all__ = ["dense", "dense_backward"]
 
@@ -39,8 +39,7 @@ def _weights(W, b):
     if not isinstance(W, np.ndarray) or W.ndim != 2:
         raise ValueError(f"W must be a 2-D numpy array (n_out, n_in), got "
                          f"{W.shape if isinstance(W, np.ndarray) else type(W).__name__}")
-    if W.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"W must be float32 or float64, got dtype {W.dtype}")
+    check_float_dtype(W.dtype, "W")
     if not W.flags.c_contiguous:
         raise ValueError("W must be C-contiguous (a transposed or strided view is not); "
                          "pass np.ascontiguousarray(W)")
