@@ -55,27 +55,29 @@ def check_same_shape(a, a_name, b, b_name):
         raise ValueError(f"{a_name} has shape {a.shape}, but {b_name} has shape {b.shape}")
 
 
-def check_out(out, shape, dtype, inputs=()):
-    """Validate a caller-supplied ``out`` buffer; ``None`` allocates a fresh one.
+def check_out(out, shape, dtype, inputs=(), name="out"):
+    """Validate the caller's output buffer ``out``, the argument ``name`` (errors say that name);
+    ``None`` allocates a fresh one.
 
     ``out`` may be one of ``inputs`` exactly (in-place), but must not partly overlap any of them.
     """
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
-        raise ValueError(f"out has shape {out.shape}, but the result has shape {tuple(shape)}")
+        raise ValueError(f"{name} has shape {out.shape}, but the result has shape {tuple(shape)}")
     if out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype}, but the result has dtype {np.dtype(dtype)}")
+        raise TypeError(f"{name} has dtype {out.dtype}, but the result has dtype {np.dtype(dtype)}")
     if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+        raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
-        raise ValueError("out is read-only")
+        raise ValueError(f"{name} is read-only")
     for arr in inputs:
         if arr is not out and out.size and np.may_share_memory(out, arr):
             same_view = (out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
                          and out.strides == arr.strides)
             if not same_view:
-                raise ValueError("out partly overlaps an input; pass the input itself for in-place")
+                raise ValueError(f"{name} partly overlaps an input; pass the input itself for "
+                                 "in-place")
     return out

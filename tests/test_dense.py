@@ -223,6 +223,12 @@ def test_bad_input_errors_name_the_argument():
         dense_backward(g, x, W, activation="relu", y=g, dW=dW, accumulate=True)
     with pytest.raises(TypeError, match="db has dtype float64"):
         dense_backward(g, x, W, activation="relu", y=g, dW=dW, db=np.zeros(3))
+    read_only = dW.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="dW is read-only"):
+        dense_backward(g, x, W, activation="relu", y=g, dW=read_only)
+    with pytest.raises(TypeError, match="dparam must be a numpy.ndarray, got list"):
+        dense_backward(g, x, W, activation="prelu", z=g, dW=dW, dparam=[0.0])
     assert (dW == 5.0).all()  # a rejected call writes nothing
 
 

@@ -219,8 +219,8 @@ def test_integer_targets_follow_the_input_dtype():
     (lambda x: F.softmax_cross_entropy(x, np.ones((4, 2))), ValueError, r"labels has shape \(4, 2\)"),
     (lambda x: F.softmax_cross_entropy(x[:, :0], np.zeros(4, int)), ValueError, "C >= 1"),
     (lambda x: F.softmax_cross_entropy(x.reshape(4, 3, 1), np.zeros(4, int)), ValueError, r"\(N, C\)"),
-    (lambda x: F.mse_loss(x, x, grad_out=np.empty((4, 3), np.float32)), TypeError, "out has dtype"),
-    (lambda x: F.mse_loss(x, x.copy(), grad_out=np.empty((3, 4))), ValueError, "out has shape"),
+    (lambda x: F.mse_loss(x, x, grad_out=np.empty((4, 3), np.float32)), TypeError, "^grad_out has dtype"),
+    (lambda x: F.mse_loss(x, x.copy(), grad_out=np.empty((3, 4))), ValueError, "^grad_out has shape"),
 ])
 def test_rejected_calls_name_the_argument_and_change_nothing(call, error, match):
     x = np.arange(12, dtype=np.float64).reshape(4, 3) / 10

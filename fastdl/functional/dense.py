@@ -154,10 +154,10 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     if accumulate and (dW is None or db is None or (learnable and dparam is None)):
         raise ValueError("accumulate=True adds into existing gradients: pass dW, db"
                          + (" and dparam" if learnable else ""))
-    dW = _gradient_buffer(dW, "dW", W.shape, W.dtype, (x, W, grad, v))
-    db = _gradient_buffer(db, "db", (W.shape[0],), W.dtype, (x, W, grad, v, dW))
-    dp = _gradient_buffer(dparam if learnable else None, "dparam", p_shape, W.dtype,
-                          (x, W, grad, v, dW, db))
+    dW = check_out(dW, W.shape, W.dtype, (x, W, grad, v), name="dW")
+    db = check_out(db, (W.shape[0],), W.dtype, (x, W, grad, v, dW), name="db")
+    dp = check_out(dparam if learnable else None, p_shape, W.dtype, (x, W, grad, v, dW, db),
+                   name="dparam")
     rows = math.prod(x.shape[:-1])
     dx = np.empty(x.shape if need_dx else (0, W.shape[1]), W.dtype)
     grad2 = grad.reshape(rows, W.shape[0])
@@ -167,18 +167,6 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
                      need_dx, accumulate)
     result = (dx if need_dx else None, dW, db)
     return result + (dp,) if learnable else result
-
-
-def _gradient_buffer(buf, name, shape, dtype, inputs):
-    """A caller's gradient buffer, checked, or a new one."""
-    if buf is None:
-        return np.empty(shape, dtype)
-    if not isinstance(buf, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(buf).__name__}")
-    try:
-        return check_out(buf, shape, dtype, inputs)
-    except (TypeError, ValueError) as err:
-        raise type(err)(str(err).replace("out", name, 1)) from None
 
 
 def _warmup(dtype):

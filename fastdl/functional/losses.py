@@ -26,7 +26,7 @@ def _batch_input(x, name, min_ndim=2):
 
 
 def _grad_buffer(grad_out, x, target):
-    grad = check_out(grad_out, x.shape, x.dtype, inputs=(x,))
+    grad = check_out(grad_out, x.shape, x.dtype, inputs=(x,), name="grad_out")
     if grad.size and np.may_share_memory(grad, target):
         raise ValueError("grad_out must not overlap the target")
     return grad
