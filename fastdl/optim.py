@@ -145,9 +145,22 @@ class Optimizer:
     def state_dict(self):
         """``{"step": int, "hyper": {keyword: value}, "state": {name: array copy}}``; ``hyper``
         holds every constructor keyword (plain Python values) but ``check_finite``."""
+        return self._state_dict_reusing(None)
+
+    def _state_dict_reusing(self, previous):
+        """:meth:`state_dict`, its state copied into the arrays of ``previous`` (an earlier
+        state_dict of this optimizer, or None) when it has them: a restore point refreshed every
+        epoch then allocates no arrays."""
+        state = self.state
+        if previous is not None and previous["state"].keys() == state.keys():
+            copies = previous["state"]
+            for name, row in state.items():
+                np.copyto(copies[name], row)
+        else:  # no earlier one, or the (lazy) state appeared since
+            copies = {name: row.copy() for name, row in state.items()}
         return {"step": self.step_count,
                 "hyper": {name: getattr(self, name) for name in ("lr",) + self._hyper},
-                "state": {name: row.copy() for name, row in self.state.items()}}
+                "state": copies}
 
     def load_state_dict(self, state_dict):
         """Restore what :meth:`state_dict` returned (copied into this optimizer's buffers).

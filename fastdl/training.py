@@ -177,9 +177,10 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
     params = model.arena.params
-    good_params = params.copy()  # the last weights known to give finite losses
-    good_optimizer = optimizer.state_dict()  # copies
-    best_params = params.copy() if patience is not None else None
+    # What a NaN/inf loss restores: the weights and optimizer state the epoch started from (the
+    # last ones known to give finite losses), copied into buffers allocated once.
+    good_params, good_optimizer = np.empty_like(params), None
+    best_params = np.empty_like(params) if patience is not None else None  # read once filled
     best_value, best_epoch, waited = math.inf, None, 0
     monitor = "val_loss" if X_val is not None else "loss"
     bar = _progress_bar(progress, epochs)
@@ -190,6 +191,8 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     try:
         with _StopOnSigint() as sigint:
             for epoch in range(epochs):
+                np.copyto(good_params, params)
+                good_optimizer = optimizer._state_dict_reusing(good_optimizer)
                 state.epoch = epoch
                 if lr_schedule is not None:
                     optimizer.lr = float(lr_schedule(epoch))
@@ -226,8 +229,6 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                     if sigint.requested or state.stop_training:
                         break
                 model.epoch_ += 1
-                np.copyto(good_params, params)
-                good_optimizer = optimizer.state_dict()  # copies
                 # an interrupted epoch's mean loss covers the batches it ran
                 record = {"epoch": model.epoch_, "loss": total / seen, "lr": getattr(optimizer, "lr", None),
                           "time": time.perf_counter() - started}

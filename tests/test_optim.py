@@ -241,6 +241,21 @@ def test_state_dict_hyper_rebuilds_the_optimizer(case):
     assert all(saved["hyper"][k] == v for k, v in kw.items())
 
 
+def test_state_dict_reusing_copies_into_the_arrays_of_an_earlier_one():
+    opt = optim.Adam(np.zeros(5), np.ones(5))
+    before_state = opt._state_dict_reusing(None)  # no state before the first step
+    opt.step()
+    first = opt._state_dict_reusing(before_state)  # the state appeared: new copies
+    opt.step()
+    second = opt._state_dict_reusing(first)
+    assert all(second["state"][name] is row for name, row in first["state"].items())
+    fresh = opt.state_dict()
+    assert second["step"] == fresh["step"] == 2 and second["hyper"] == fresh["hyper"]
+    assert second["state"].keys() == fresh["state"].keys() == {"exp_avg", "exp_avg_sq"}
+    for name, row in fresh["state"].items():
+        np.testing.assert_array_equal(second["state"][name], row)
+
+
 def test_load_state_dict_refuses_another_layout_and_changes_nothing():
     p = np.zeros(4, np.float32)
     adam = optim.Adam(p, np.ones_like(p), amsgrad=True)

@@ -123,6 +123,30 @@ def test_divergence_raises_and_restores_the_last_good_weights():
     assert net.epoch_ == 1
 
 
+def test_divergence_restores_the_weights_and_optimizer_state_its_epoch_started_from():
+    X, y = _data()
+    net = _net()
+    epoch_ends = []
+
+    class BlowUpInTheThirdEpoch(Callback):
+        def on_epoch_end(self, state):
+            epoch_ends.append((net.arena.params.copy(), state.optimizer.state_dict()))
+
+        def on_batch_end(self, state):
+            if state.epoch == 2:
+                net.arena.params[...] = 1e30  # the next batch's loss is not finite
+
+    with pytest.raises(TrainingDivergedError, match="at epoch 2, step 17"):
+        net.fit(X, y, epochs=5, batch_size=16, callbacks=[BlowUpInTheThirdEpoch()])
+    params, saved = epoch_ends[-1]
+    np.testing.assert_array_equal(net.arena.params, params)
+    restored = net.optimizer_.state_dict()
+    assert restored["step"] == saved["step"] == 16 and restored["hyper"] == saved["hyper"]
+    assert restored["state"].keys() == saved["state"].keys() == {"exp_avg", "exp_avg_sq"}
+    for name, row in saved["state"].items():
+        np.testing.assert_array_equal(restored["state"][name], row)
+
+
 def test_progress_bar_runs_with_tqdm(capsys):
     pytest.importorskip("tqdm")
     X, y = _data()
