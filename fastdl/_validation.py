@@ -55,11 +55,13 @@ def check_same_shape(a, a_name, b, b_name):
         raise ValueError(f"{a_name} has shape {a.shape}, but {b_name} has shape {b.shape}")
 
 
-def check_out(out, shape, dtype, inputs=(), name="out"):
+def check_out(out, shape, dtype, inputs=(), name="out", in_place=True):
     """Validate the caller's output buffer ``out``, the argument ``name`` (errors say that name);
     ``None`` allocates a fresh one.
 
-    ``out`` may be one of ``inputs`` exactly (in-place), but must not partly overlap any of them.
+    ``out`` may be one of ``inputs`` exactly (in-place) when ``in_place``, but must not partly
+    overlap any of them; without ``in_place`` it must not share memory with them at all (a GEMM
+    reads its operands while it writes).
     """
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -74,6 +76,8 @@ def check_out(out, shape, dtype, inputs=(), name="out"):
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
     for arr in inputs:
+        if out.size and np.may_share_memory(out, arr) and not in_place:
+            raise ValueError(f"{name} must not share memory with the inputs")
         if arr is not out and out.size and np.may_share_memory(out, arr):
             same_view = (out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
                          and out.strides == arr.strides)

@@ -227,6 +227,8 @@ def test_bad_input_errors_name_the_argument():
     read_only.flags.writeable = False
     with pytest.raises(ValueError, match="dW is read-only"):
         dense_backward(g, x, W, activation="relu", y=g, dW=read_only)
+    with pytest.raises(ValueError, match="dW must not share memory"):  # dx reads W meanwhile
+        dense_backward(g, x, W, activation="relu", y=g, dW=W)
     with pytest.raises(TypeError, match="dparam must be a numpy.ndarray, got list"):
         dense_backward(g, x, W, activation="prelu", z=g, dW=dW, dparam=[0.0])
     assert (dW == 5.0).all()  # a rejected call writes nothing

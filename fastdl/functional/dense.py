@@ -107,10 +107,7 @@ def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=Fal
     x = _matching(x, "x", W, W.shape[1], "n_in")
     activation, p, _ = _kernel_and_param(activation, W, activation_params)
     shape = x.shape[:-1] + (W.shape[0],)
-    y = check_out(out, shape, W.dtype)
-    if out is not None and any(np.may_share_memory(out, a) for a in (x, W, b)):
-        raise ValueError("out must not share memory with x, W or b (the GEMM reads them while "
-                         "writing out)")
+    y = check_out(out, shape, W.dtype, (x, W, b), in_place=False)
     z = np.empty(shape, W.dtype) if return_preactivation else y
     rows = math.prod(x.shape[:-1])  # leading axes flattened into one batch axis
     if y.size:
@@ -154,10 +151,11 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     if accumulate and (dW is None or db is None or (learnable and dparam is None)):
         raise ValueError("accumulate=True adds into existing gradients: pass dW, db"
                          + (" and dparam" if learnable else ""))
-    dW = check_out(dW, W.shape, W.dtype, (x, W, grad, v), name="dW")
-    db = check_out(db, (W.shape[0],), W.dtype, (x, W, grad, v, dW), name="db")
+    dW = check_out(dW, W.shape, W.dtype, (x, W, grad, v), name="dW", in_place=False)
+    db = check_out(db, (W.shape[0],), W.dtype, (x, W, grad, v, dW), name="db",
+                   in_place=False)
     dp = check_out(dparam if learnable else None, p_shape, W.dtype, (x, W, grad, v, dW, db),
-                   name="dparam")
+                   name="dparam", in_place=False)
     rows = math.prod(x.shape[:-1])
     dx = np.empty(x.shape if need_dx else (0, W.shape[1]), W.dtype)
     grad2 = grad.reshape(rows, W.shape[0])
