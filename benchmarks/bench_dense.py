@@ -4,8 +4,9 @@ Run: ``pytest benchmarks/bench_dense.py --benchmark-min-rounds=5 --benchmark-max
 (``-k forward`` / ``-k backward`` / ``-k threads`` for one part) and read each group's ratios
 against its ``sgemm`` / ``2-gemms`` and ``torch`` rows.
 
-- ``fastdl``: the kernel with preallocated buffers (what a model calls per batch);
-  ``fastdl-public``: the validating ``fastdl.functional`` call.
+- ``fastdl``: the kernel with preallocated buffers, flipping the direction of its walk over W
+  from call to call (what a model's layer calls per batch); ``fastdl-public``: the validating
+  ``fastdl.functional`` call.
 - ``sgemm``: scipy's BLAS sgemm of the same shape, called directly (no Python or f2py
   wrapper), on all threads: the hardware bound of the forward. ``2-gemms``: the backward's
   dx = dz W and dW = dzᵀ x the same way.
@@ -13,6 +14,8 @@ against its ``sgemm`` / ``2-gemms`` and ``torch`` rows.
   ``no_grad``, and ``autograd.grad`` for the backward (graph built once, outside the timing).
 - ``threads-*``: fastdl's forward and backward at batch 1024 with 1 and 2 threads.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -79,7 +82,8 @@ def test_forward(benchmark, shape, batch, impl):
     p = np.zeros(1, np.float32)
     kind = K.ACTIVATION_IDS[act]
     if impl == "fastdl":
-        benchmark(K.dense_forward, kind, x, W, b, p, y, y)
+        reverse = itertools.cycle((False, True))
+        benchmark(lambda: K.dense_forward(kind, x, W, b, p, y, y, next(reverse)))
     elif impl == "fastdl-public":
         benchmark(F.dense, x, W, b, act, out=y)
     elif impl == "sgemm":
@@ -130,10 +134,10 @@ def test_threads(benchmark, direction, threads):
     p = np.zeros(1, np.float32)
     dz, dx, dW, db = (np.empty_like(a) for a in (g, x, W, b))
     kind = K.ACTIVATION_IDS["relu"]
-    K.dense_forward(kind, x, W, b, p, y, y)
+    K.dense_forward(kind, x, W, b, p, y, y, False)
     fastdl.set_num_threads(threads)
     if direction == "forward":
-        benchmark(K.dense_forward, kind, x, W, b, p, y, y)
+        benchmark(K.dense_forward, kind, x, W, b, p, y, y, False)  # batch 1024: a GEMM, no walk
     else:
         benchmark(K.dense_backward, kind, g, x, W, y, p, dz, dx, dW, db, p, True, False)
     assert np.isfinite(dW if direction == "backward" else y).all()

@@ -42,9 +42,12 @@ def grad_from(name):
 
 
 def dense_forward(layer, x, ws, pre):
-    """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given."""
+    """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given. Each call
+    walks W the other way round from the layer's previous one (see the kernel's ``reverse``)."""
     out = ws["out"]
-    _dense_forward(layer.kernel_id, x, layer.W, layer.b, layer.p, out if pre is None else pre, out)
+    layer.reverse = not layer.reverse
+    _dense_forward(layer.kernel_id, x, layer.W, layer.b, layer.p, out if pre is None else pre, out,
+                   layer.reverse)
 
 
 def dense_backward(layer, grad, x, ws, grad_in):

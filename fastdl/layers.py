@@ -64,6 +64,7 @@ class Dense:
         # then the encoder's backward adds its own.
         self.tied_to = tied_to
         self.accumulate = False  # set on an encoder whose W also receives a tied decoder's gradient
+        self.reverse = False  # the direction of the last forward's walk over W (a cache hint)
         if tied_to is not None:
             if (tied_to.n_in, tied_to.n_out) != (self.n_out, self.n_in):
                 raise ValueError(f"a tied layer {n_in}->{n_out} needs an encoder {n_out}->{n_in}, "

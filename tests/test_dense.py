@@ -245,13 +245,27 @@ def test_kernel_in_place_dz_and_parameter_left_alone():
     z = np.empty_like(g)
     y = np.empty_like(g)
     kind = K.ACTIVATION_IDS["leaky_relu"]
-    K.dense_forward(kind, x, W, b, p, z, y)
+    K.dense_forward(kind, x, W, b, p, z, y, False)
     dx, dW, db = np.empty_like(x), np.empty_like(W), np.empty_like(b)
     want = ref.dense_backward(g, x, W, b, "leaky_relu", 0.05)
     K.dense_backward(kind, g, x, W, z, p, g, dx, dW, db, p, True, False)
     assert p[0] == 0.05
     for got, ref_value in zip((dx, dW, db), want):
         _assert_close(got, ref_value, np.float64)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[-1]], ids=["serial", "parallel"])
+def test_small_batch_walk_in_either_direction_gives_the_same_bits(shape):
+    from fastdl._kernels import dense as K
+
+    x, W, b, _ = _problem(shape, np.float32, np.random.default_rng(9))
+    p = np.zeros(1, np.float32)
+    y_forward, y_reverse = (np.empty((shape[0], shape[2]), np.float32) for _ in range(2))
+    kind = K.ACTIVATION_IDS["sigmoid"]
+    K.dense_forward(kind, x, W, b, p, y_forward, y_forward, False)
+    K.dense_forward(kind, x, W, b, p, y_reverse, y_reverse, True)
+    np.testing.assert_array_equal(y_forward, y_reverse)
+    _assert_close(y_forward, ref.dense(x, W, b, "sigmoid")[1], np.float32)
 
 
 def test_kernel_reads_a_transposed_weight_view_in_place():
@@ -269,7 +283,7 @@ def test_kernel_reads_a_transposed_weight_view_in_place():
         y = np.empty_like(gb)
         kind = K.ACTIVATION_IDS["tanh"]
         p = np.zeros(1)
-        K.dense_forward(kind, xb, W_enc.T, b, p, y, y)
+        K.dense_forward(kind, xb, W_enc.T, b, p, y, y, False)
         dx, db = np.empty_like(xb), np.zeros_like(b)
         K.dense_backward(kind, gb, xb, W_enc.T, y, p, np.empty_like(gb), dx, dW_enc.T, db, p, True,
                          True)

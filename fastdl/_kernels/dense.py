@@ -7,9 +7,13 @@ parameter: one shared value (size 1) or one per output feature (size n_out; PReL
 Swish's beta only); activations without a parameter ignore it. The activation is chosen by its
 id, ``ACTIVATION_IDS[name]``; ``GRAD_FROM[name]`` says which tensor its backward reads.
 
-``dense_forward(act, x, W, b, p, z, y)``: z = x Wᵀ + b, y = f(z). Pass ``z is y`` when the
-pre-activation is not needed (y then receives x Wᵀ and is activated in place); a separate ``z``
-is needed by the backward of activations whose derivative reads the input.
+``dense_forward(act, x, W, b, p, z, y, reverse)``: z = x Wᵀ + b, y = f(z). Pass ``z is y`` when
+the pre-activation is not needed (y then receives x Wᵀ and is activated in place); a separate
+``z`` is needed by the backward of activations whose derivative reads the input. ``reverse`` only
+orders the work (results are the same bits): a small batch walks W backwards. Flip it from one
+call to the next on the same W: the rows the last call read last, still cached, are read first
+(a per-core share of W about the size of L2 is otherwise evicted just before each use; 1024 x 1024
+at batch 1: 59 -> 45 µs).
 
 ``dense_backward(act, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)`` with g = ∂L/∂y and
 v = y or z as ``GRAD_FROM`` says:
@@ -86,7 +90,7 @@ def _col_major(a):
 
 
 @jit
-def _gemm_forward(x, W, z, r0, r1, c0, c1):
+def _gemm_forward(x, W, z, r0, r1, c0, c1, reverse):
     """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ; a small batch by ``_small_batch_product``."""
     n_in = x.shape[1]
     ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
@@ -98,7 +102,7 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1):
         trans_w = NO_TRANS
     else:
         if r1 - r0 <= SMALL_BATCH:
-            _small_batch_product(x, W, z, r0, r1, c0, c1)
+            _small_batch_product(x, W, z, r0, r1, c0, c1, reverse)
             return
         ld_w = ld_in
         trans_w = TRANS
@@ -107,18 +111,20 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1):
 
 
 @jit
-def _small_batch_product(x, W, z, r0, r1, c0, c1):
+def _small_batch_product(x, W, z, r0, r1, c0, c1, reverse):
     """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ for a few rows of x, reading W once.
 
     A GEMM packs W on every call, which costs more than the product itself when x has few rows.
     Here 8 rows of W at a time meet every row of x while they are in L1: eight dot products per
     row of x, vectorized along n_in (8 streams of W keep L2 busier than 4: 5-8% at batch 1).
     Past the last row of W a group repeats that row and does not store its results, so there is
-    no remainder loop.
+    no remainder loop. ``reverse`` takes the groups last to first.
     """
     zero = type(z[r0, c0])(0.0)  # a literal 0.0 would widen float32 sums to float64
     last = c1 - 1
-    for j in range(c0, c1, 8):
+    groups = (c1 - c0 + 7) // 8
+    for q in range(groups):
+        j = c0 + 8 * (groups - 1 - q if reverse else q)
         w0, w1, w2, w3 = W[j], W[min(j + 1, last)], W[min(j + 2, last)], W[min(j + 3, last)]
         w4, w5, w6, w7 = (W[min(j + 4, last)], W[min(j + 5, last)], W[min(j + 6, last)],
                           W[min(j + 7, last)])
@@ -321,13 +327,13 @@ def _block(t, span, n_rows, n_cols, by_rows):
 
 
 @jit
-def _forward_block(kind, x, W, b, p, z, y, store_z, r0, r1, c0, c1):
-    _gemm_forward(x, W, z, r0, r1, c0, c1)
+def _forward_block(kind, x, W, b, p, z, y, store_z, reverse, r0, r1, c0, c1):
+    _gemm_forward(x, W, z, r0, r1, c0, c1, reverse)
     _EPILOGUE(kind, p, (z, y, b, store_z, r0, r1, c0, c1))
 
 
 @pjit
-def dense_forward(kind, x, W, b, p, z, y):
+def dense_forward(kind, x, W, b, p, z, y, reverse):
     """z = x Wᵀ + b, y = f(z) for the activation ``kind`` (see the module docstring)."""
     batch, n_in = x.shape
     n_out = W.shape[0]
@@ -336,11 +342,11 @@ def dense_forward(kind, x, W, b, p, z, y):
     by_rows = kind == _SOFTMAX or batch >= n_out
     blocks, span = _split(batch, n_out, by_rows, batch * n_in * n_out)
     if blocks == 1:
-        _forward_block(kind, x, W, b, p, z, y, store_z, 0, batch, 0, n_out)
+        _forward_block(kind, x, W, b, p, z, y, store_z, reverse, 0, batch, 0, n_out)
     else:
         for t in prange(blocks):
             r0, r1, c0, c1 = _block(t, span, batch, n_out, by_rows)
-            _forward_block(kind, x, W, b, p, z, y, store_z, r0, r1, c0, c1)
+            _forward_block(kind, x, W, b, p, z, y, store_z, reverse, r0, r1, c0, c1)
     blas_restore_threads(previous)
 
 

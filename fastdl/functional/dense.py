@@ -11,6 +11,7 @@ Activations, by name: identity, sigmoid, tanh, relu, leaky_relu (``negative_slop
 default 1.0), softmax (over the features), gelu (``approximate`` "none" or "tanh"), swish (``beta``:
 shared or per output feature, default 1.0), silu.
 """
+import itertools
 import math
 
 import numpy as np
@@ -32,6 +33,8 @@ _PARAMETERS = {
 }
 _LEARNABLE = tuple(PARAM_GRADS)
 _UNUSED_PARAM = {dtype: np.zeros(1, dtype) for dtype in FLOAT_DTYPES}  # read by no kernel
+# the kernel's walk over W alternates from call to call (a cache hint; results are the same bits)
+_REVERSE = itertools.cycle((False, True))
 
 
 def _weights(W, b):
@@ -112,7 +115,7 @@ def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=Fal
     rows = math.prod(x.shape[:-1])  # leading axes flattened into one batch axis
     if y.size:
         _forward_kernel(ACTIVATION_IDS[activation], x.reshape(rows, -1), W, b, p,
-                        z.reshape(rows, -1), y.reshape(rows, -1))
+                        z.reshape(rows, -1), y.reshape(rows, -1), next(_REVERSE))
     return (y, z) if return_preactivation else y
 
 
