@@ -41,12 +41,14 @@ def grad_from(name):
     return GRAD_FROM[name]
 
 
-def dense_forward(layer, x, ws, pre):
-    """y = f(x Wᵀ + b) into ``ws["out"]``; the pre-activation into ``pre`` when given. Each call
-    walks W the other way round from the layer's previous one (see the kernel's ``reverse``)."""
-    out = ws["out"]
+def dense_forward(layer, x, out, pre=None, activation=None):
+    """y = f(x Wᵀ + b) into ``out``; the pre-activation into ``pre`` when given. ``activation``
+    (a kernel name) replaces the layer's own f: a model's output head fused into its last layer.
+    Each call walks W the other way round from the layer's previous one (the kernel's
+    ``reverse``)."""
+    kind = layer.kernel_id if activation is None else ACTIVATION_IDS[activation]
     layer.reverse = not layer.reverse
-    _dense_forward(layer.kernel_id, x, layer.W, layer.b, layer.p, out if pre is None else pre, out,
+    _dense_forward(kind, x, layer.W, layer.b, layer.p, out if pre is None else pre, out,
                    layer.reverse)
 
 

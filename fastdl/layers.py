@@ -125,7 +125,7 @@ class Dense:
         return specs
 
     def forward(self, x, ws, training, ctx):
-        _ops.dense_forward(self, x, ws, ws.get("pre") if training else None)
+        _ops.dense_forward(self, x, ws["out"], ws.get("pre") if training else None)
         return ws["out"]
 
     def backward(self, grad, x, ws, grad_in, ctx):

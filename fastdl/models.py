@@ -127,10 +127,11 @@ class Model:
             self._workspaces[key] = ws
         return ws
 
-    def _forward(self, x, ws, training):
+    def _forward(self, x, ws, training, stop=None):
+        """Run ``self.layers[:stop]`` on ``x``; returns the last one's output."""
         ctx = self._ctx
         ctx.step = self.step_
-        for i, (layer, buffers) in enumerate(zip(self.layers, ws["layers"])):
+        for i, (layer, buffers) in enumerate(zip(self.layers[:stop], ws["layers"])):
             ctx.stream = i
             x = layer.forward(x, buffers, training, ctx)
         return x
@@ -171,14 +172,19 @@ class Model:
         """The array the first layer reads (the autoencoder corrupts its input here)."""
         return xb
 
-    def _output(self, X):
-        """The last layer's output for validated ``X``, in evaluation mode, in bounded chunks."""
+    def _output(self, X, head=None):
+        """The last (Dense) layer's output for validated ``X``, in evaluation mode, in bounded
+        chunks, written straight into the result. ``head`` (an activation name) replaces that
+        layer's identity activation in its kernel: predict_proba's softmax or sigmoid costs no pass
+        of its own."""
         n = len(X)
         result = np.empty((n, self.n_outputs), self.dtype)
         for start in range(0, n, _EVAL_BATCH):
             chunk = X[start:start + _EVAL_BATCH]
             ws = self._workspace(len(chunk), False)
-            np.copyto(result[start:start + len(chunk)], self._forward(chunk, ws, False))
+            below = self._forward(chunk, ws, False, stop=-1)
+            _ops.dense_forward(self.layers[-1], below, result[start:start + len(chunk)],
+                               activation=head)
         return result
 
     def _run(self, X, layers):
@@ -427,9 +433,7 @@ class Network(Model):
         """Class probabilities (softmax head) or per-output probabilities (sigmoid head)."""
         if self.output == "identity":
             raise AttributeError("predict_proba needs a softmax or sigmoid output, this network regresses")
-        logits = self.decision_function(X)
-        _ops.activation(self.output, logits, logits)
-        return logits
+        return self._output(self._check_X(X), head=self.output)
 
     def predict(self, X):
         """Class labels (softmax), 0/1 per output (sigmoid), or the regression output."""
@@ -606,10 +610,8 @@ class Autoencoder(Model):
 
     def reconstruct(self, X):
         """x̂ = g(f(x)) for clean inputs."""
-        out = self._output(self._check_X(X))
-        if self.loss == "bce":
-            _ops.activation("sigmoid", out, out)
-        return out
+        # with bce the decoder emits logits (identity activation): the sigmoid is fused into it
+        return self._output(self._check_X(X), head="sigmoid" if self.loss == "bce" else None)
 
     def reconstruction_error(self, X):
         """The mean per-sample loss of reconstructing ``X`` (½‖x − x̂‖² or the cross-entropy)."""

@@ -30,6 +30,18 @@ def test_pretrained_stack_reaches_97_percent_on_digits(digits):
     np.testing.assert_array_equal(net.classes_[proba.argmax(axis=1)], net.predict(Xte))
 
 
+@pytest.mark.parametrize("rows", [3, 40])  # the small-batch product and the GEMM
+def test_heads_fused_into_the_last_layer_match_a_pass_of_their_own(rows):
+    X = np.random.default_rng(4).random((rows, 8), dtype=np.float32)
+    for output, head in (("softmax", lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)),
+                         ("sigmoid", lambda z: 1 / (1 + np.exp(-z)))):
+        net = MLP([8, 6, 3], dropout=0.5, output=output, seed=1)
+        logits = net.decision_function(X).astype(np.float64)
+        np.testing.assert_allclose(net.predict_proba(X), head(logits), rtol=1e-6, atol=1e-7)
+    ae = Autoencoder(8, 4, loss="bce", seed=2)
+    np.testing.assert_allclose(ae.reconstruct(X), ae.decode(ae.encode(X)), rtol=1e-6, atol=1e-7)
+
+
 def test_pretraining_off_is_the_random_init_baseline_of_the_same_seed(digits):
     Xtr, _, ytr, _ = digits
     kwargs = dict(sizes=[64, 32, 16], n_outputs=10, activation="relu", seed=3)
