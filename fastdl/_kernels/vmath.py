@@ -434,9 +434,10 @@ def _exp_neg_square(a):
 def erfc_parts(a):
     """(erfc(a), e^{-a²}) for a >= 0 (NaN → a = 0), both with relative accuracy down to underflow.
 
-    erfc(a) = e^{-a²} W(y) / (1 + 2a) with y = (a - K) / (a + K). The clamp sits just past
-    where both underflow to 0 (W's fit ends a little before; its value no longer matters).
-    (Sharing one division between the two quotients is 10% faster but costs 1.5 ulp.)
+    erfc(a) = e^{-a²} W(y) / (1 + 2a) with y = (a - K) / (a + K), both quotients by
+    ``_reciprocal`` (one division shared by the two would cost another 1.5 ulp). The clamp sits
+    just past where both underflow to 0 (W's fit ends a little before; its value no longer
+    matters).
     """
     T = type(a)
     a = _clamp(a, T(0.0), _pick(a, 10.25, 27.3))
