@@ -6,7 +6,6 @@ kernel-level entry points, which take preallocated buffers and validate nothing;
 validate their inputs once at the public boundary. :func:`kernel_name` also serves the functional
 layer, so GELU's ``approximate`` is checked and mapped in one place.
 """
-from fastdl._kernels import activations as _act
 from fastdl._kernels import losses as _losses
 from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _dense_backward, \
     dense_forward as _dense_forward
@@ -65,10 +64,3 @@ def dense_backward(layer, grad, x, ws, grad_in):
     _dense_backward(kind, grad, x, layer.W, v, layer.p, dz, dx, layer.dW, layer.db, dp, need_dx,
                     layer.accumulate)
 
-
-def activation(name, x, out):
-    """out = f(x) row-wise for softmax, element-wise otherwise (2-D C-contiguous arrays)."""
-    if name == "softmax":
-        _act.softmax_forward(x, out)
-    else:
-        _act.ACTIVATIONS[name].forward(x.reshape(-1), 0.0, out.reshape(-1))  # p: a Python float, as every caller passes

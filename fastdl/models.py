@@ -603,15 +603,19 @@ class Autoencoder(Model):
         if H.ndim != 2 or H.shape[1] != self.n_hidden:
             raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
         H = _kernel_array(H, self.dtype, "H")
-        out = self._run(H, [self.decoder])
-        if self.loss == "bce":
-            _ops.activation("sigmoid", out, out)
+        out = np.empty((len(H), self.n_visible), self.dtype)
+        _ops.dense_forward(self.decoder, H, out, activation=self._decoder_head)
         return out
 
     def reconstruct(self, X):
         """x̂ = g(f(x)) for clean inputs."""
-        # with bce the decoder emits logits (identity activation): the sigmoid is fused into it
-        return self._output(self._check_X(X), head="sigmoid" if self.loss == "bce" else None)
+        return self._output(self._check_X(X), head=self._decoder_head)
+
+    @property
+    def _decoder_head(self):
+        """What decode and reconstruct fuse into the decoder's kernel: with bce the decoder emits
+        logits (identity activation) and g is the sigmoid; otherwise its own activation."""
+        return "sigmoid" if self.loss == "bce" else None
 
     def reconstruction_error(self, X):
         """The mean per-sample loss of reconstructing ``X`` (½‖x − x̂‖² or the cross-entropy)."""
