@@ -76,12 +76,13 @@ def check_out(out, shape, dtype, inputs=(), name="out", in_place=True):
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
     for arr in inputs:
-        if out.size and np.may_share_memory(out, arr) and not in_place:
+        if not (out.size and np.may_share_memory(out, arr)):
+            continue
+        if not in_place:
             raise ValueError(f"{name} must not share memory with the inputs")
-        if arr is not out and out.size and np.may_share_memory(out, arr):
-            same_view = (out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
-                         and out.strides == arr.strides)
-            if not same_view:
-                raise ValueError(f"{name} partly overlaps an input; pass the input itself for "
-                                 "in-place")
+        same_view = (out.__array_interface__["data"][0] == arr.__array_interface__["data"][0]
+                     and out.strides == arr.strides)
+        if not same_view:
+            raise ValueError(f"{name} partly overlaps an input; pass the input itself for "
+                             "in-place")
     return out

@@ -20,8 +20,6 @@ from fastdl._kernels.activations import row_max
 from fastdl._kernels._jit import jit, pjit, specialize
 from fastdl._kernels.checks import SERIAL_MAX
 
-
-
 # Kernel templates; _batch_mean_kernel binds ROW, SERIAL and PARALLEL with specialize().
 ROW = SERIAL = PARALLEL = None
 

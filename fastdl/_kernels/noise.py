@@ -25,7 +25,6 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO_POW_53 = 2.0 ** 53
 _TWO_POW_M32 = 2.0 ** -32
 
-
 # Taylor coefficients of sin(2πw) in w (odd powers up to 21): for |w| ≤ 1/4 the first omitted
 # term is below 3e-16, so one polynomial serves float32 and float64.
 _SIN_2PI = tuple((-1) ** k * (2 * math.pi) ** (2 * k + 1) / math.factorial(2 * k + 1)

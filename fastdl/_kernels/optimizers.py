@@ -26,6 +26,7 @@ from numba import prange
 from fastdl._kernels._jit import jit, pjit, specialize
 from fastdl._kernels.checks import CHUNK, SERIAL_MAX, all_finite, chunk_bounds
 
+
 def _step_template(p, g, state, sc, check_finite):
     """Run ``UPDATE(p, g, state, sc, lo, hi)`` over every chunk (``UPDATE`` bound by _make_step)."""
     n = p.size
