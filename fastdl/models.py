@@ -47,8 +47,10 @@ def _kernel_array(arr, dtype, name):
     one input. A copy here, once per call, keeps every kernel at one array type. The finite check
     is a kernel: ``np.isfinite(arr).all()`` would allocate a boolean array of arr's size.
     """
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    arr = arr if arr.flags.writeable else arr.copy()
+    flags = arr.flags
+    if not (arr.dtype == dtype and flags.c_contiguous and flags.writeable):
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+        arr = arr if arr.flags.writeable else arr.copy()
     if not all_finite(arr.reshape(-1)):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
@@ -129,11 +131,15 @@ class Model:
 
     def _forward(self, x, ws, training, stop=None):
         """Run ``self.layers[:stop]`` on ``x``; returns the last one's output."""
+        if not training:  # no noise to draw: no step context
+            for layer, buffers in zip(self.layers[:stop], ws["layers"]):
+                x = layer.forward(x, buffers, False, None)
+            return x
         ctx = self._ctx
         ctx.step = self.step_
         for i, (layer, buffers) in enumerate(zip(self.layers[:stop], ws["layers"])):
             ctx.stream = i
-            x = layer.forward(x, buffers, training, ctx)
+            x = layer.forward(x, buffers, True, ctx)
         return x
 
     def _backward(self, x, ws):
@@ -179,13 +185,17 @@ class Model:
         of its own."""
         n = len(X)
         result = np.empty((n, self.n_outputs), self.dtype)
-        for start in range(0, n, _EVAL_BATCH):
-            chunk = X[start:start + _EVAL_BATCH]
-            ws = self._workspace(len(chunk), False)
-            below = self._forward(chunk, ws, False, stop=-1)
-            _ops.dense_forward(self.layers[-1], below, result[start:start + len(chunk)],
-                               activation=head)
+        if n <= _EVAL_BATCH:  # whole arrays: fresh views cost the kernels' dispatch a few µs
+            self._output_chunk(X, result, head)
+        else:
+            for start in range(0, n, _EVAL_BATCH):
+                self._output_chunk(X[start:start + _EVAL_BATCH], result[start:start + _EVAL_BATCH],
+                                   head)
         return result
+
+    def _output_chunk(self, X, out, head):
+        below = self._forward(X, self._workspace(len(X), False), False, stop=-1)
+        _ops.dense_forward(self.layers[-1], below, out, activation=head)
 
     def _run(self, X, layers):
         """Evaluation-mode pass of validated ``X`` through ``layers`` only (a part of the model:
