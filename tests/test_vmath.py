@@ -7,7 +7,10 @@ most 2.2e-16). References: float64 numpy / scipy for float32 inputs; long double
 exp, expm1, log, log1p, tanh; mpmath for float64 erf and erfc (scipy's float64 erfc is off by
 hundreds of ulp in the far tail).
 """
+import os
 import re
+import subprocess
+import sys
 import warnings
 
 import mpmath
@@ -168,3 +171,32 @@ def test_loop_vectorizes(name, dtype):
     assert re.search(rf"<\d+ x {element}>", llvm_ir), f"the {name} loop did not vectorize"
     # the loop itself does no arithmetic: every float op is vmath's, with vmath's own flags
     assert " reassoc " not in llvm_ir and " contract " in llvm_ir
+
+
+_AVX2_ONLY = ("+64bit,+avx,+avx2,+fma,+f16c,+popcnt,+bmi,+bmi2,+lzcnt,+movbe,+cx16,+sse4.2,+sse4.1,"
+              "+ssse3,+sse3,+sse2,+sse,-avx512f,-avx512vl,-avx512bw,-avx512dq")
+
+
+def test_ldexp_paths_agree(tmp_path):
+    """exp's 2^k scaling has two code paths (one vscalef with AVX-512, bit-cast exponents without):
+    an AVX2 build in a subprocess gives the same bits at the edges (overflow, subnormals, NaN)."""
+    x32 = np.array([-104.0, -103.0, -95.5, -87.4, -1.0, 0.0, 88.7, 88.8, np.inf, np.nan], np.float32)
+    x64 = np.array([-746.0, -745.0, -720.5, -708.5, -1.0, 0.0, 709.7, 709.8, np.inf, np.nan])
+    script = (
+        "import sys, numpy as np\n"
+        "from test_vmath import LOOPS\n"
+        "for name, x in (('32', np.load(sys.argv[1])), ('64', np.load(sys.argv[2]))):\n"
+        "    out = np.empty_like(x)\n"
+        "    LOOPS['exp'](x, out)\n"
+        "    np.save(sys.argv[3] + name, out)\n")
+    paths = [tmp_path / "x32.npy", tmp_path / "x64.npy"]
+    np.save(paths[0], x32)
+    np.save(paths[1], x64)
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=_AVX2_ONLY,
+               NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.path.dirname(__file__))
+    subprocess.run([sys.executable, "-c", script, *map(str, paths), str(tmp_path / "out")],
+                   env=env, check=True, timeout=300)
+    for name, x in (("32", x32), ("64", x64)):
+        here = _run("exp", x)
+        there = np.load(tmp_path / f"out{name}.npy")
+        assert here.view(f"u{x.itemsize}").tolist() == there.view(f"u{x.itemsize}").tolist(), name

@@ -10,7 +10,7 @@ float64 in float64 with int64: the type picks the constants and polynomials at c
 Methods (coefficients: fdlibm's for log, Chebyshev fits made with mpmath.chebyfit otherwise):
 
 - exp: x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split hi + lo); e^r = 1 + expm1(r) with
-  expm1(r) = r + r²/2 + r³ q(r), q of degree 4 / 9; times 2^k by LLVM's ldexp, so results
+  expm1(r) = r + r²/2 + r³ q(r), q of degree 4 / 9; times 2^k (``_ldexp``) so that results
   overflow to inf and underflow through the subnormals with one rounding. The argument is clamped first, so ±1e4 and ±inf never overflow the integer k.
 - expm1: the same reduction; e^x - 1 = 2 (t p + (t - 1/2)) with t = 2^(k-1), p = expm1(r),
   exact at k = 0 (relative accuracy near 0) and finite up to the overflow threshold.
@@ -49,6 +49,7 @@ LLVM's cost model otherwise leaves erf / erfc as calls, and a call keeps the loo
 """
 from functools import partial
 
+import llvmlite.binding
 import numba
 import numpy as np
 from llvmlite import ir
@@ -107,22 +108,60 @@ def _polynomial(coeffs32, coeffs64=None):
     return polynomial
 
 
+def _pow2_bits(builder, k_int, int_type, mantissa_bits, bias):
+    biased = builder.add(k_int, ir.Constant(int_type, bias))
+    return builder.shl(biased, ir.Constant(int_type, mantissa_bits))
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    """2^k for an integral float k whose result is a normal number (bit-cast into the exponent)."""
+    if k not in _LAYOUT:
+        return None
+    layout = _LAYOUT[k]
+
+    def codegen(context, builder, signature, args):
+        bits = _pow2_bits(builder, builder.fptosi(args[0], layout[0]), *layout)
+        return builder.bitcast(bits, context.get_value_type(k))
+
+    return k(k), codegen
+
+
+def _has_scalef():
+    """Whether the code numba generates may use AVX-512's vscalefps / vscalefpd (the features it
+    compiles for: NUMBA_CPU_FEATURES, else the host's)."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = llvmlite.binding.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
 @intrinsic
 def _ldexp(typingctx, y, k):
-    """y 2^k for an integral float k (|k| < 2^31), through LLVM's ldexp: one vscalefps / vscalefpd
-    with AVX-512, which rounds a subnormal result once and overflows to inf. (Bit-casting 2^k
-    into an exponent field took two factors and nine instructions to get those edges right:
-    sigmoid at 8M float32 ran 25% slower.)"""
+    """y 2^k for an integral float k (|k| < 2^31): a subnormal result is rounded once and an
+    overflow gives inf. With AVX-512, LLVM's ldexp: one vscalefps / vscalefpd. Elsewhere LLVM would
+    call libm's ldexp per element (8x slower sigmoid with AVX2), so it is 2^⌊k/2⌋ 2^(k-⌊k/2⌋), two
+    factors bit-cast into exponents, both normal wherever exp needs them (nine instructions:
+    sigmoid at 8M float32 is 25% slower that way with AVX-512)."""
     if y not in _LAYOUT or k != y:
         return None
+    layout = _LAYOUT[y]
+    scalef = _has_scalef()
 
     def codegen(context, builder, signature, args):
         float_type = context.get_value_type(y)
-        int_type = ir.IntType(32)
-        name = "llvm.ldexp.%s.i32" % ("f32" if y == types.float32 else "f64")
-        fn = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(float_type, [float_type, int_type]), name)
-        return builder.call(fn, [args[0], builder.fptosi(args[1], int_type)])
+        if scalef:
+            int_type = ir.IntType(32)
+            name = "llvm.ldexp.%s.i32" % ("f32" if y == types.float32 else "f64")
+            fn = builder.module.globals.get(name) or ir.Function(
+                builder.module, ir.FunctionType(float_type, [float_type, int_type]), name)
+            return builder.call(fn, [args[0], builder.fptosi(args[1], int_type)])
+        k_int = builder.fptosi(args[1], layout[0])
+        half = builder.ashr(k_int, ir.Constant(layout[0], 1))
+        rest = builder.sub(k_int, half)
+        first = builder.bitcast(_pow2_bits(builder, half, *layout), float_type)
+        second = builder.bitcast(_pow2_bits(builder, rest, *layout), float_type)
+        return builder.fmul(builder.fmul(args[0], first), second)
 
     return y(y, k), codegen
 
@@ -293,7 +332,7 @@ def expm1(x):
     k = np.rint(clamped * T(_LOG2E))
     r = (clamped - k * _pick(x, _LN2_HI32, _LN2_HI64)) - k * _pick(x, _LN2_LO32, _LN2_LO64)
     # e^x - 1 = 2 (t p + (t - 1/2)) with t = 2^(k-1), p = expm1(r): exact for k = 0, t stays finite
-    t = _ldexp(T(1.0), k - T(1.0))
+    t = _pow2(k - T(1.0))
     y = T(2.0) * (t * _expm1_poly(r) + (t - T(0.5)))
     return y if abs(x) > T(0.0) else x  # ±0 and NaN pass through
 
