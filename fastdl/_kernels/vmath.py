@@ -7,7 +7,9 @@ LLVM then vectorizes. float32 runs in float32 with int32 bit tricks and shorter 
 float64 in float64 with int64: the type picks the constants and polynomials at compile time
 (``_pick`` / ``_polynomial`` overloads), so each formula is written once.
 
-Methods (coefficients: fdlibm's for log, Chebyshev fits made with mpmath.chebyfit otherwise):
+Methods (coefficients: fdlibm's for log; float32 erfcx's rational a minimax fit by Lawson-weighted
+linearized least squares against scipy's erfcx; Chebyshev fits made with mpmath.chebyfit
+otherwise):
 
 - exp: x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split hi + lo); e^r = 1 + expm1(r) with
   expm1(r) = r + r²/2 + r³ q(r), q of degree 4 / 9; times 2^k (``_ldexp``) so that results
@@ -19,9 +21,9 @@ Methods (coefficients: fdlibm's for log, Chebyshev fits made with mpmath.chebyfi
   error of u = 1 + x back as c/u. Subnormal inputs to log are scaled by 2^25 / 2^54 first.
 - tanh: sign(x) (-e) / (e + 2) with e = expm1(-2|x|): no cancellation near 0, ±1 at ±inf.
 - erf, erfc: near 0, erf = x + x P(x²) (|x| <= 1 / 0.75, P of degree 6 / 10) and erfc =
-  (1 - x) - x P(x²) (|x| <= 0.75). erfc beyond: erfc(a) = e^{-a²} W(y) / (1 + 2a),
-  y = (a - K) / (a + K) (Weideman's form, W of degree 10 / 22 fitted up to where erfc underflows;
-  float32 takes both quotients by Newton reciprocals, not divisions),
+  (1 - x) - x P(x²) (|x| <= 0.75). erfc beyond: erfc(a) = e^{-a²} erfcx(a), erfcx fitted up to
+  where erfc underflows: float32 a rational P(a) / Q(a) of degree 4 / 5 (one division),
+  float64 W(y) / (1 + 2a), y = (a - K) / (a + K) (Weideman's form, W of degree 22);
   e^{-a²} computed as e^{-(h² + (a-h)(a+h))} with h = a truncated to half its bits (h² exact), so
   erfc keeps relative accuracy in the far tail (GELU of very negative x); erfc(-a) = 2 - erfc(a).
   ``erfc_parts(a)`` returns e^{-a²} too: GELU's derivative needs the normal density there.
@@ -33,8 +35,8 @@ loops compiled with the project's fast-math ``jit`` (float32: 600k points per fu
 float64 numpy / scipy; float64: against long double numpy, or mpmath for erf / erfc):
 
     function   exp   expm1  log   log1p  tanh  erf   erfc
-    float32    0.94  1.33   0.82  0.74   2.47  0.92  4.13
-    float64    0.95  1.79   0.72  0.73   2.49  0.70  2.39
+    float32    0.94  1.33   0.82  0.74   2.47  0.92  5.03
+    float64    0.95  1.79   0.72  0.73   2.49  0.60  2.21
 
 Specials: NaN → NaN everywhere; exp(-inf) = 0, exp(inf) = inf; log(0) = -inf, log(x < 0) = NaN,
 log1p(-1) = -inf; tanh(±inf) = ±1, erf(±inf) = ±1, erfc(-inf) = 2, erfc(inf) = 0; signed zeros
@@ -92,14 +94,15 @@ def _horner_with(T, coeffs):
 
 
 def _polynomial(coeffs32, coeffs64=None):
-    """p(x) = Σ c_i x^i with the coefficients (lowest first) for x's type."""
+    """p(x) = Σ c_i x^i with the coefficients (lowest first) for x's type (None: not defined for
+    that type)."""
 
     def polynomial(x):
         raise NotImplementedError("only callable from numba code")
 
     @overload(polynomial, **_OVERLOAD)
     def _overload(x):
-        if x == types.float32:
+        if x == types.float32 and coeffs32 is not None:
             return _horner_with(np.float32, coeffs32)
         if x == types.float64 and coeffs64 is not None:
             return _horner_with(np.float64, coeffs64)
@@ -243,40 +246,6 @@ def _flip_negative(builder, bits, int_type):
     return builder.xor(bits, builder.and_(sign, ir.Constant(int_type, (1 << (width - 1)) - 1)))
 
 
-@intrinsic
-def _reciprocal_guess(typingctx, d):
-    """1/d within 5% for a positive normal float32 d: the magic-constant bit trick."""
-    if d != types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        int_type = ir.IntType(32)
-        bits = builder.sub(ir.Constant(int_type, 0x7EF311C3), builder.bitcast(args[0], int_type))
-        return builder.bitcast(bits, ir.FloatType())
-
-    return d(d), codegen
-
-
-def _reciprocal(d):
-    """1/d for d in [1, 2^126]: float32 by three Newton steps from the bit trick, within 1 ulp;
-    float64 by division. Callers keep d in range (NaN and inf are not handled). It pays where
-    divisions pile up (erfc's two make the divider GELU's bottleneck: 10% faster); where one
-    division overlaps other work (sigmoid, tanh) the six FMAs cost more than they save."""
-
-
-@overload(_reciprocal, **_OVERLOAD)
-def _reciprocal_overload(d):
-    if d == types.float32:
-        def newton(d):
-            r = _reciprocal_guess(d)
-            for _ in range(3):  # each step squares the relative error: 5e-2, 3e-3, 7e-6, 6e-8
-                r = r + r * (np.float32(1.0) - d * r)
-            return r
-
-        return newton
-    return lambda d: 1.0 / d
-
-
 # ---------------------------------------------------------------- exp, expm1
 
 _LOG2E = 1.4426950408889634
@@ -418,13 +387,16 @@ _ERF_S32 = (-1.556815266609192, -0.35268068313598633, 0.05610625818371773, -0.01
             0.0021654213778674603, -0.00042022322304546833, 7.718468987150118e-05,
             -1.3284042324812617e-05, 1.666447701609286e-06)
 _erf_s = _polynomial(_ERF_S32)
-# erfc(a) = e^{-a²} W(y) / (1 + 2a), y = (a - K) / (a + K), a >= 0 (Weideman's form; Chebyshev
-# fits on a in [0, 10.1] / [0, 27], where erfc underflows; relative error 3e-9 / 1.2e-17)
-_ERFC_K32, _ERFC_K64 = 3.0, 4.0
-_ERFC_W32 = (1.2530080080032349, -0.13562114536762238, -0.04756227880716324, 0.12964656949043274,
-             -0.11927264928817749, 0.0682935118675232, -0.023790234699845314,
-             0.0025794347748160362, 0.001994474558159709, -0.0007983391406014562,
-             -0.00027732690796256065)
+# erfcx(a) = e^{a²} erfc(a) for a >= 0, up to where erfc underflows (10.25 / 27.3):
+# float32: P(a) / Q(a) of degree 4 / 5, all coefficients positive (so Horner's sums do not cancel),
+# fitted with each coefficient rounded to float32 in turn, relative error 1.4e-8;
+# float64: W(y) / (1 + 2a), y = (a - K) / (a + K), K = 4 (Weideman's form, W a Chebyshev fit of
+# degree 22, relative error 1.2e-17)
+_ERFCX_P32 = (1.0, 1.2451696395874023, 0.7386563420295715, 0.2325642853975296, 0.03348955884575844)
+_ERFCX_Q32 = (1.0, 2.373549222946167, 2.4169108867645264, 1.338521122932434, 0.41223281621932983,
+              0.05935809761285782)
+_erfcx_p, _erfcx_q = _polynomial(_ERFCX_P32), _polynomial(_ERFCX_Q32)
+_ERFC_K64 = 4.0
 _ERFC_W64 = (1.2329951186255526, -0.13962111684056283, 0.015379652102621225, 0.06809705425473195,
              -0.10103906603638212, 0.09373283499695562, -0.06633036581080073, 0.03716751556039361,
              -0.016197734068137334, 0.005031969769427061, -0.000757773277416026,
@@ -432,7 +404,7 @@ _ERFC_W64 = (1.2329951186255526, -0.13962111684056283, 0.015379652102621225, 0.0
              -1.1224076731817858e-05, 5.7181323323262435e-06, 3.0027247744395825e-07,
              -8.359072083251654e-07, 6.351906535547641e-08, 1.1624772096494892e-07,
              -7.837865916306315e-09, -1.4078643475972477e-08, -1.9456064972434173e-09)
-_erfc_w = _polynomial(_ERFC_W32, _ERFC_W64)
+_erfc_w = _polynomial(None, _ERFC_W64)
 
 
 @vjit
@@ -449,20 +421,25 @@ def _exp_neg_square(a):
     return _exp_sum(-(h * h), -((a - h) * (a + h)))
 
 
+def _erfcx(a):
+    """e^{a²} erfc(a) for 0 <= a <= where erfc underflows (see the fits above)."""
+
+
+@overload(_erfcx, **_OVERLOAD)
+def _erfcx_overload(a):
+    if a == types.float32:
+        return lambda a: _erfcx_p(a) / _erfcx_q(a)
+    return lambda a: _erfc_w((a - _ERFC_K64) / (a + _ERFC_K64)) / (1.0 + 2.0 * a)
+
+
 @vjit
 def erfc_parts(a):
-    """(erfc(a), e^{-a²}) for a >= 0 (NaN → a = 0), both with relative accuracy down to underflow.
-
-    erfc(a) = e^{-a²} W(y) / (1 + 2a) with y = (a - K) / (a + K), both quotients by
-    ``_reciprocal`` (one division shared by the two would cost another 1.5 ulp). The clamp sits
-    just past where both underflow to 0 (W's fit ends a little before; its value no longer
-    matters).
-    """
-    T = type(a)
-    a = _clamp(a, T(0.0), _pick(a, 10.25, 27.3))
-    big_k = _pick(a, _ERFC_K32, _ERFC_K64)
+    """(erfc(a), e^{-a²}) for a >= 0 (NaN → a = 0), both with relative accuracy down to underflow:
+    erfc(a) = e^{-a²} erfcx(a). The clamp sits just past where both underflow to 0 (the fits end
+    there; erfcx's value no longer matters)."""
+    a = _clamp(a, type(a)(0.0), _pick(a, 10.25, 27.3))
     e = _exp_neg_square(a)
-    return e * _erfc_w((a - big_k) * _reciprocal(a + big_k)) * _reciprocal(T(1.0) + T(2.0) * a), e
+    return e * _erfcx(a), e
 
 
 def _erfc_for_erf(a):
