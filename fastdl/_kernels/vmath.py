@@ -377,13 +377,12 @@ _TANH_Q32 = (1.0, 0.4671895503997803, 0.025897584855556488, 0.000329399277688935
 _tanh_p, _tanh_q = _polynomial(_TANH_P32), _polynomial(_TANH_Q32)
 
 
-def tanh(x):
-    """tanh x: relative accuracy at 0, ±1 at ±inf, NaN → NaN. float32: a rational function of x
-    (one division, half the work of the float64 form); float64: sign(x) (-e) / (e + 2) with
-    e = expm1(-2|x|)."""
+def _tanh(x):
+    """float32: a rational function of x (one division, half the work of the float64 form);
+    float64: sign(x) (-e) / (e + 2) with e = expm1(-2|x|)."""
 
 
-@overload(tanh, **_OVERLOAD)
+@overload(_tanh, **_OVERLOAD)
 def _tanh_overload(x):
     if x == types.float32:
         def rational(x):
@@ -399,6 +398,12 @@ def _tanh_overload(x):
         return np.copysign(-e / (e + 2.0), x)
 
     return from_expm1
+
+
+@vjit
+def tanh(x):
+    """tanh x: relative accuracy at 0, ±1 at ±inf, NaN → NaN (the method per type: ``_tanh``)."""
+    return _tanh(x)
 
 
 # ---------------------------------------------------------------- erf, erfc
