@@ -200,3 +200,11 @@ def test_ldexp_paths_agree(tmp_path):
         here = _run("exp", x)
         there = np.load(tmp_path / f"out{name}.npy")
         assert here.view(f"u{x.itemsize}").tolist() == there.view(f"u{x.itemsize}").tolist(), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_stays_within_one(dtype):
+    """|tanh| <= 1 everywhere (the backward's 1 - y² must not turn negative): float32's rational
+    rounds past 1 by an ulp near |x| = 6 unless clamped."""
+    x = np.linspace(-12.0, 12.0, 2_000_001).astype(dtype)
+    assert np.abs(_run("tanh", x)).max() <= 1.0

@@ -389,7 +389,9 @@ def _tanh_overload(x):
             c = np.float32(9.0) if x > np.float32(9.0) else x  # NaN stays NaN
             c = np.float32(-9.0) if c < np.float32(-9.0) else c
             s = c * c
-            return c * _tanh_p(s) / _tanh_q(s)
+            y = c * _tanh_p(s) / _tanh_q(s)
+            y = np.float32(1.0) if y > np.float32(1.0) else y  # its rounding can pass ±1 by an ulp
+            return np.float32(-1.0) if y < np.float32(-1.0) else y
 
         return rational
 
