@@ -7,16 +7,17 @@ LLVM then vectorizes. float32 runs in float32 with int32 bit tricks and shorter 
 float64 in float64 with int64: the type picks the constants and polynomials at compile time
 (``_pick`` / ``_polynomial`` overloads), so each formula is written once.
 
-Methods (coefficients: fdlibm's for log; the float32 rationals of tanh and erfcx minimax fits by
-Lawson-weighted linearized least squares, against mpmath's tanh and scipy's erfcx; Chebyshev fits
-made with mpmath.chebyfit otherwise):
+Methods (coefficients: fdlibm's for log; float32 exp's polynomial and the float32 rationals of tanh
+and erfcx minimax fits by Lawson-weighted linearized least squares, against mpmath and scipy's
+erfcx; Chebyshev fits made with mpmath.chebyfit otherwise):
 
-- exp: x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split hi + lo); e^r = 1 + expm1(r) with
-  expm1(r) = r + r²/2 + r³ q(r), q of degree 4 / 9; times 2^k (``_ldexp``) so that results
-  overflow to inf and underflow through the subnormals with one rounding. The argument is
-  clamped first, so ±1e4 and ±inf never overflow the integer k.
-- expm1: the same reduction; e^x - 1 = 2 (t p + (t - 1/2)) with t = 2^(k-1), p = expm1(r),
-  exact at k = 0 (relative accuracy near 0) and finite up to the overflow threshold.
+- exp: x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split hi + lo); e^r a polynomial of degree 6
+  in float32, 1 + expm1(r) in float64; times 2^k (``_ldexp``) so that results overflow to inf and
+  underflow through the subnormals with one rounding. The argument is clamped first, so ±1e4 and
+  ±inf never overflow the integer k.
+- expm1: the same reduction; e^x - 1 = 2 (t p + (t - 1/2)) with t = 2^(k-1),
+  p = expm1(r) = r + r²/2 + r³ q(r), q of degree 4 / 9: exact at k = 0 (relative accuracy near 0)
+  and finite up to the overflow threshold.
 - log, log1p: u = 2^k m with m in [√½, √2) by bit manipulation, f = m - 1, s = f / (2 + f),
   log(1+f) = f - f²/2 + s (f²/2 + R(s²)) (fdlibm's R, degree 4 / 7); log1p adds the rounding
   error of u = 1 + x back as c/u. Subnormal inputs to log are scaled by 2^25 / 2^54 first.
@@ -38,7 +39,7 @@ loops compiled with the project's fast-math ``jit`` (float32: 600k points per fu
 float64 numpy / scipy; float64: against long double numpy, or mpmath for erf / erfc):
 
     function   exp   expm1  log   log1p  tanh  erf   erfc
-    float32    0.94  1.33   0.82  0.74   4.80  0.92  5.03
+    float32    0.88  1.33   0.82  0.74   4.80  0.88  5.03
     float64    0.95  1.79   0.72  0.73   2.49  0.60  2.21
 
 Specials: NaN → NaN everywhere; exp(-inf) = 0, exp(inf) = inf; log(0) = -inf, log(x < 0) = NaN,
@@ -263,6 +264,23 @@ _EXPM1_Q64 = (0.16666666666666669, 0.041666666666666664, 0.008333333333330065,
               2.7557268480310024e-06, 2.755728298405588e-07, 2.5100375832561234e-08,
               2.091122972975856e-09)
 _expm1_q = _polynomial(_EXPM1_Q32, _EXPM1_Q64)
+# float32 e^r on |r| <= ln2/2 (and 1% more): degree 6 with c0 = c1 = 1, a minimax fit with each
+# coefficient rounded to float32 in turn, relative error 4e-9
+_EXP_P32 = (1.0, 1.0, 0.4999999701976776, 0.16666513681411743, 0.04166729375720024,
+            0.00836959108710289, 0.001388673554174602)
+_exp_p = _polynomial(_EXP_P32)
+
+
+def _exp_reduced(r):
+    """e^r for |r| <= ln2/2: float32 by its own polynomial (two operations fewer than
+    1 + expm1(r): sigmoid 10% faster in L1), float64 as 1 + expm1(r)."""
+
+
+@overload(_exp_reduced, **_OVERLOAD)
+def _exp_reduced_overload(r):
+    if r == types.float32:
+        return lambda r: _exp_p(r)
+    return lambda r: 1.0 + _expm1_poly(r)
 
 
 @vjit
@@ -272,7 +290,7 @@ def _exp_sum(hi, lo):
     T = type(hi)
     k = np.rint((hi + lo) * T(_LOG2E))
     r = ((hi - k * _pick(hi, _LN2_HI32, _LN2_HI64)) - k * _pick(hi, _LN2_LO32, _LN2_LO64)) + lo
-    return _ldexp(T(1.0) + _expm1_poly(r), k)
+    return _ldexp(_exp_reduced(r), k)
 
 
 @vjit
