@@ -131,7 +131,9 @@ class Model:
 
     def _forward(self, x, ws, training, stop=None):
         """Run ``self.layers[:stop]`` on ``x``; returns the last one's output."""
-        if not training:  # no noise to draw: no step context
+        # evaluation draws no noise, so it skips the step context; its own loop because one loop
+        # with per-layer `if training` tests measured ~2 µs slower on a batch-1 predict_proba
+        if not training:
             for layer, buffers in zip(self.layers[:stop], ws["layers"]):
                 x = layer.forward(x, buffers, False, None)
             return x

@@ -55,6 +55,7 @@ def _expected_failed_checks(estimator):
 
 @parametrize_with_checks([_classifier(), _regressor(), _transformer()], expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_contract(estimator, check):
+    """Each scikit-learn check asserts internally and raises on a violation."""
     check(estimator)
 
 
