@@ -28,8 +28,9 @@ erfcx; Chebyshev fits made with mpmath.chebyfit otherwise):
   (1 - x) - x P(x²) (|x| <= 0.75). erfc beyond: erfc(a) = e^{-a²} erfcx(a), erfcx fitted up to
   where erfc underflows: float32 a rational P(a) / Q(a) of degree 4 / 5 (one division),
   float64 W(y) / (1 + 2a), y = (a - K) / (a + K) (Weideman's form, W of degree 22);
-  e^{-a²} computed as e^{-(h² + (a-h)(a+h))} with h = a truncated to half its bits (h² exact), so
-  erfc keeps relative accuracy in the far tail (GELU of very negative x); erfc(-a) = 2 - erfc(a).
+  e^{-a²} computed as e^{-(hi + lo)} with a² = hi + lo exactly (hi = a² rounded, lo = fma(a, a, -hi);
+  on CPUs without FMA hi = h², lo = (a-h)(a+h), h = a truncated to half its bits), so erfc keeps
+  relative accuracy in the far tail (GELU of very negative x); erfc(-a) = 2 - erfc(a).
   ``erfc_parts(a)`` returns e^{-a²} too: GELU's derivative needs the normal density there.
   erf beyond: ±(1 - erfc(|x|)), where float32 needs only absolute accuracy and takes the cheaper
   erfc(a) = e^{S(a) - a²} (S of degree 8 on [1, 3.93], no division; erf rounds to 1 beyond).
@@ -41,6 +42,9 @@ float64 numpy / scipy; float64: against long double numpy, or mpmath for erf / e
     function   exp   expm1  log   log1p  tanh  erf   erfc
     float32    0.88  1.33   0.82  0.74   4.80  0.88  5.03
     float64    0.95  1.79   0.72  0.73   2.49  0.60  2.21
+
+(with FMA, as every x86-64 CPU since 2013 has; without it each product rounds separately:
+erfc float32 5.63.)
 
 Specials: NaN → NaN everywhere; exp(-inf) = 0, exp(inf) = inf; log(0) = -inf, log(x < 0) = NaN,
 log1p(-1) = -inf; tanh(±inf) = ±1, erf(±inf) = ±1, erfc(-inf) = 2, erfc(inf) = 0; signed zeros
@@ -134,36 +138,54 @@ def _pow2(typingctx, k):
     return k(k), codegen
 
 
-def _has_scalef():
-    """Whether the code numba generates may use AVX-512's vscalefps / vscalefpd (the features it
+def _target_has(feature):
+    """Whether the code numba generates may use a CPU feature, e.g. "avx512f" (the features it
     compiles for: NUMBA_CPU_FEATURES, else the host's)."""
     features = numba.config.CPU_FEATURES
     if features is None:
         features = llvmlite.binding.get_host_cpu_features().flatten()
-    return "+avx512f" in features.split(",")
+    return "+" + feature in features.split(",")
+
+
+@intrinsic
+def _nearest_int(typingctx, x):
+    """x rounded to the nearest integer (ties to even), as an int32 (|x| < 2^31): LLVM's lrint,
+    one vcvtps2dq; the float k that exp needs too is then one conversion back, which the int k
+    given to ``_ldexp`` shares."""
+    if x not in _LAYOUT:
+        return None
+
+    def codegen(context, builder, signature, args):
+        float_type = context.get_value_type(x)
+        int_type = ir.IntType(32)
+        name = "llvm.lrint.i32.%s" % ("f32" if x == types.float32 else "f64")
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(int_type, [float_type]), name)
+        return builder.call(fn, [args[0]])
+
+    return types.int32(x), codegen
 
 
 @intrinsic
 def _ldexp(typingctx, y, k):
-    """y 2^k for an integral float k (|k| < 2^31): a subnormal result is rounded once and an
-    overflow gives inf. With AVX-512, LLVM's ldexp: one vscalefps / vscalefpd. Elsewhere LLVM would
-    call libm's ldexp per element (8x slower sigmoid with AVX2), so it is 2^⌊k/2⌋ 2^(k-⌊k/2⌋), two
-    factors bit-cast into exponents, both normal wherever exp needs them (nine instructions:
-    sigmoid at 8M float32 is 25% slower that way with AVX-512)."""
-    if y not in _LAYOUT or k != y:
+    """y 2^k for an int32 k: a subnormal result is rounded once and an overflow gives inf. With
+    AVX-512, LLVM's ldexp: one vscalefps / vscalefpd. Elsewhere LLVM would call libm's ldexp per
+    element (8x slower sigmoid with AVX2), so it is 2^⌊k/2⌋ 2^(k-⌊k/2⌋), two factors bit-cast into
+    exponents, both normal wherever exp needs them (nine instructions: sigmoid at 8M float32 is
+    25% slower that way with AVX-512)."""
+    if y not in _LAYOUT or k != types.int32:
         return None
     layout = _LAYOUT[y]
-    scalef = _has_scalef()
+    scalef = _target_has("avx512f")
 
     def codegen(context, builder, signature, args):
         float_type = context.get_value_type(y)
         if scalef:
-            int_type = ir.IntType(32)
             name = "llvm.ldexp.%s.i32" % ("f32" if y == types.float32 else "f64")
             fn = builder.module.globals.get(name) or ir.Function(
-                builder.module, ir.FunctionType(float_type, [float_type, int_type]), name)
-            return builder.call(fn, [args[0], builder.fptosi(args[1], int_type)])
-        k_int = builder.fptosi(args[1], layout[0])
+                builder.module, ir.FunctionType(float_type, [float_type, ir.IntType(32)]), name)
+            return builder.call(fn, list(args))
+        k_int = builder.sext(args[1], layout[0]) if layout[0].width > 32 else args[1]
         half = builder.ashr(k_int, ir.Constant(layout[0], 1))
         rest = builder.sub(k_int, half)
         first = builder.bitcast(_pow2_bits(builder, half, *layout), float_type)
@@ -196,6 +218,22 @@ def _split_exponent(typingctx, x):
         return context.make_tuple(builder, signature.return_type, values)
 
     return types.UniTuple(x, 2)(x), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a b + c rounded once (LLVM's fma: one instruction where the target has FMA)."""
+    if a not in _LAYOUT or not a == b == c:
+        return None
+
+    def codegen(context, builder, signature, args):
+        float_type = context.get_value_type(a)
+        name = "llvm.fma.%s" % ("f32" if a == types.float32 else "f64")
+        fn = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(float_type, [float_type] * 3), name)
+        return builder.call(fn, list(args))
+
+    return a(a, a, a), codegen
 
 
 @intrinsic
@@ -288,9 +326,10 @@ def _exp_sum(hi, lo):
     """e^(hi + lo) for |lo| << 1 and hi + lo within the clamps of exp; lo carries bits that hi,
     rounded, could not (erfc's -z²)."""
     T = type(hi)
-    k = np.rint((hi + lo) * T(_LOG2E))
+    n = _nearest_int(hi * T(_LOG2E))  # lo moves r by at most an ulp of hi past ln2/2
+    k = T(n)
     r = ((hi - k * _pick(hi, _LN2_HI32, _LN2_HI64)) - k * _pick(hi, _LN2_LO32, _LN2_LO64)) + lo
-    return _ldexp(_exp_reduced(r), k)
+    return _ldexp(_exp_reduced(r), n)
 
 
 @vjit
@@ -468,12 +507,32 @@ def _erf_poly(x):
     return x * _erf_p(x * x)
 
 
+def _square(a):
+    """(hi, lo) with hi + lo = a² exactly (hi the rounded square where the target has FMA)."""
+
+
+@overload(_square, **_OVERLOAD)
+def _square_overload(a):
+    if _target_has("fma"):
+        def by_fma(a):
+            hi = a * a
+            return hi, _fma(a, a, -hi)
+
+        return by_fma
+
+    def by_halves(a):  # h² + (a - h)(a + h), h = a with half its bits: h² exact
+        h = _high_half(a)
+        return h * h, (a - h) * (a + h)
+
+    return by_halves
+
+
 @vjit
 def _exp_neg_square(a):
-    """e^{-a²} with relative accuracy: a² is split as h² + (a - h)(a + h), h² exact (a rounded a²
-    would cost |a²| ulp); 0 once it underflows, NaN → NaN."""
-    h = _high_half(a)
-    return _exp_sum(-(h * h), -((a - h) * (a + h)))
+    """e^{-a²} with relative accuracy: from a² split exactly into hi + lo (a rounded a² would cost
+    |a²| ulp); 0 once it underflows, NaN → NaN."""
+    hi, lo = _square(a)
+    return _exp_sum(-hi, -lo)
 
 
 def _erfcx(a):
@@ -489,10 +548,11 @@ def _erfcx_overload(a):
 
 @vjit
 def erfc_parts(a):
-    """(erfc(a), e^{-a²}) for a >= 0 (NaN → a = 0), both with relative accuracy down to underflow:
-    erfc(a) = e^{-a²} erfcx(a). The clamp sits just past where both underflow to 0 (the fits end
-    there; erfcx's value no longer matters)."""
-    a = _clamp(a, type(a)(0.0), _pick(a, 10.25, 27.3))
+    """(erfc(a), e^{-a²}) for a >= 0, both with relative accuracy down to underflow:
+    erfc(a) = e^{-a²} erfcx(a). a is clamped just past where both underflow to 0 (the fits end
+    there; erfcx's value no longer matters); NaN → that clamp, so the results stay finite."""
+    highest = _pick(a, 10.25, 27.3)
+    a = a if a < highest else highest
     e = _exp_neg_square(a)
     return e * _erfcx(a), e
 
