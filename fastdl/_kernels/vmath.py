@@ -64,6 +64,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from fastdl._kernels._jit import CACHE
@@ -75,6 +76,7 @@ vjit = partial(numba.njit, cache=CACHE, fastmath=FLAGS, error_model="numpy", nog
 _OVERLOAD = {"jit_options": {"fastmath": FLAGS, "error_model": "numpy", "nogil": True}}
 # float type: (integer of the same width, mantissa bits, exponent bias)
 _LAYOUT = {types.float32: (ir.IntType(32), 23, 127), types.float64: (ir.IntType(64), 52, 1023)}
+_SUFFIX = {types.float32: "f32", types.float64: "f64"}  # LLVM's name for the type in intrinsics
 
 
 # ---------------------------------------------------------------- per-type constants, bit tricks
@@ -119,6 +121,12 @@ def _polynomial(coeffs32, coeffs64=None):
     return polynomial
 
 
+def _call_llvm(builder, name, return_type, args):
+    """Call the LLVM intrinsic ``name`` (declared in the module on first use)."""
+    signature = ir.FunctionType(return_type, [arg.type for arg in args])
+    return builder.call(cgutils.get_or_insert_function(builder.module, signature, name), args)
+
+
 def _pow2_bits(builder, k_int, int_type, mantissa_bits, bias):
     biased = builder.add(k_int, ir.Constant(int_type, bias))
     return builder.shl(biased, ir.Constant(int_type, mantissa_bits))
@@ -156,12 +164,7 @@ def _nearest_int(typingctx, x):
         return None
 
     def codegen(context, builder, signature, args):
-        float_type = context.get_value_type(x)
-        int_type = ir.IntType(32)
-        name = "llvm.lrint.i32.%s" % ("f32" if x == types.float32 else "f64")
-        fn = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(int_type, [float_type]), name)
-        return builder.call(fn, [args[0]])
+        return _call_llvm(builder, "llvm.lrint.i32." + _SUFFIX[x], ir.IntType(32), args)
 
     return types.int32(x), codegen
 
@@ -181,10 +184,7 @@ def _ldexp(typingctx, y, k):
     def codegen(context, builder, signature, args):
         float_type = context.get_value_type(y)
         if scalef:
-            name = "llvm.ldexp.%s.i32" % ("f32" if y == types.float32 else "f64")
-            fn = builder.module.globals.get(name) or ir.Function(
-                builder.module, ir.FunctionType(float_type, [float_type, ir.IntType(32)]), name)
-            return builder.call(fn, list(args))
+            return _call_llvm(builder, f"llvm.ldexp.{_SUFFIX[y]}.i32", float_type, args)
         k_int = builder.sext(args[1], layout[0]) if layout[0].width > 32 else args[1]
         half = builder.ashr(k_int, ir.Constant(layout[0], 1))
         rest = builder.sub(k_int, half)
@@ -227,11 +227,7 @@ def _fma(typingctx, a, b, c):
         return None
 
     def codegen(context, builder, signature, args):
-        float_type = context.get_value_type(a)
-        name = "llvm.fma.%s" % ("f32" if a == types.float32 else "f64")
-        fn = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(float_type, [float_type] * 3), name)
-        return builder.call(fn, list(args))
+        return _call_llvm(builder, "llvm.fma." + _SUFFIX[a], context.get_value_type(a), args)
 
     return a(a, a, a), codegen
 
