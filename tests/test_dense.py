@@ -15,17 +15,22 @@ ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "el
 GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
 # (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above dense.SERIAL_WORK) with the
 # forward split by rows, the backward's dx by rows and dW by n_out; the forward split by features,
-# dz by rows and dx along n_in; a narrow output (serial dz, dW split along n_in); a small batch
+# dz by rows and dx along n_in; a narrow output (serial dz, dW split along n_in); a narrow output
+# whose blocks need several GEMM calls (blas.small_kernel_columns: 171 rows each); a small batch
 # split by features whose last block ends in a partial group of 8 rows of W
-SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), (3, 300, 203)]
+SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), (600, 40, 7),
+          (3, 300, 203)]
 
 
 def test_shapes_reach_the_parallel_paths():
+    from fastdl._kernels.blas import small_kernel_columns
     from fastdl._kernels.dense import DZ_WORK, SERIAL_WORK, SMALL_BATCH
 
     assert all(np.prod(shape) > SERIAL_WORK for shape in SHAPES[2:])
     assert SHAPES[-1][0] <= SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
     assert 40 * 260 * DZ_WORK > SERIAL_WORK  # dz alone in its region, parallel
+    # 0 where scipy's BLAS has no small kernels (then one GEMM call per block)
+    assert small_kernel_columns(7, 40) in (0, 171) and SHAPES[5][0] // 2 > 171
 
 
 def _kwargs(activation, n_out, per_feature, rng):

@@ -32,25 +32,28 @@ for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
                     get_cython_function_address("scipy.linalg.cython_blas", _name))
 
 
-def _scipy_blas_thread_functions():
-    """(get, set) addresses of the thread-count functions of the BLAS scipy's cython_blas uses.
-
-    pip's scipy bundles OpenBLAS with prefixed LP64 symbols (``scipy_openblas_*``), numpy its own
-    ILP64 copy (``*64_``); only the former matters here. Other builds (system OpenBLAS, MKL,
-    Accelerate) fall back to no-ops: BLAS then runs with its own thread setting.
-    """
-    candidates = [("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads")]
+def _scipy_openblas():
+    """threadpoolctl's record of the OpenBLAS behind scipy's cython_blas, or None (other builds:
+    system OpenBLAS, MKL, Accelerate). pip's scipy bundles OpenBLAS with prefixed LP64 symbols
+    (``scipy_openblas_*``), numpy its own ILP64 copy (``*64_``); only the former matters here."""
     for info in threadpool_info():
-        if info.get("internal_api") != "openblas" or "scipy" not in info["filepath"]:
-            continue
+        if info.get("internal_api") == "openblas" and "scipy" in info["filepath"]:
+            return info
+    return None
+
+
+def _scipy_blas_thread_functions(info):
+    """(get, set) addresses of the thread-count functions of that OpenBLAS; no-ops for other BLAS
+    libraries, which then run with their own thread setting."""
+    if info is not None:
         lib = ctypes.CDLL(info["filepath"])
-        for get_name, set_name in candidates:
-            try:
-                get_fn, set_fn = getattr(lib, get_name), getattr(lib, set_name)
-            except AttributeError:
-                continue
-            return (ctypes.cast(get_fn, ctypes.c_void_p).value,
-                    ctypes.cast(set_fn, ctypes.c_void_p).value)
+        try:
+            get_fn = lib.scipy_openblas_get_num_threads
+            set_fn = lib.scipy_openblas_set_num_threads
+        except AttributeError:
+            return _no_thread_control()
+        return (ctypes.cast(get_fn, ctypes.c_void_p).value,
+                ctypes.cast(set_fn, ctypes.c_void_p).value)
     return _no_thread_control()
 
 
@@ -62,7 +65,15 @@ def _no_thread_control():
     return get_fn.address, set_fn.address
 
 
-_get_threads_address, _set_threads_address = _scipy_blas_thread_functions()
+_OPENBLAS = _scipy_openblas()
+_get_threads_address, _set_threads_address = _scipy_blas_thread_functions(_OPENBLAS)
+# OpenBLAS's AVX-512 kernel sets run a GEMM without packing, through "small matrix" kernels, when
+# M N K <= 10^6 and, for op(A) = Aᵀ, also M N <= 1200 and K >= 32
+# (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c; dgemm measured alike). Set at import and
+# frozen into compiled (and cached) kernels: numba keys its cache by CPU, and OpenBLAS picks its
+# kernels by CPU too.
+SMALL_KERNELS = _OPENBLAS is not None and _OPENBLAS.get("architecture") in (
+    "SkylakeX", "Cooperlake", "SapphireRapids")
 llvm.add_symbol("fastdl_blas_get_num_threads", _get_threads_address)
 llvm.add_symbol("fastdl_blas_set_num_threads", _set_threads_address)
 
@@ -143,3 +154,12 @@ def gemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
 def gemv(typingctx, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
     """Fortran ``?gemv``: y = alpha op(A) x + beta y, A column-major (m, n), as ``gemm``."""
     return _typed("gemv", (trans, m, n, alpha, a, lda, x, incx, beta, y, incy))
+
+
+@jit
+def small_kernel_columns(m, k):
+    """The most columns n with which OpenBLAS runs an (m x k)ᵀ by (k x n) GEMM through its small
+    kernels (see SMALL_KERNELS); 0 where it never does."""
+    if not SMALL_KERNELS or k < 32 or m < 1:
+        return 0
+    return min(1200 // m, 1_000_000 // (m * k))
