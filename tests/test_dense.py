@@ -153,6 +153,27 @@ def test_same_bits_for_one_and_two_threads(shape):
         assert one.tobytes() == two.tobytes()
 
 
+def test_kernels_make_scipys_openblas_single_threaded():
+    """The thread switch reaches the OpenBLAS scipy's BLAS calls go to (not numpy's ILP64 copy,
+    whose path looks alike): else BLAS threads would run inside numba's and change the bits."""
+    scipy = pytest.importorskip("scipy")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"] != "scipy-openblas":
+        pytest.skip("scipy is not built on its bundled OpenBLAS here")
+    from fastdl._kernels.blas import blas_restore_threads, blas_single_threaded
+    from fastdl._kernels._jit import jit
+
+    @jit(cache=False)
+    def switch():
+        previous = blas_single_threaded()
+        inside = blas_single_threaded()
+        blas_restore_threads(previous)
+        return previous, inside
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert switch() == (2, 1)
+
+
 def test_blas_thread_setting_is_restored():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(4)

@@ -33,28 +33,26 @@ for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
 
 
 def _scipy_openblas():
-    """threadpoolctl's record of the OpenBLAS behind scipy's cython_blas, or None (other builds:
-    system OpenBLAS, MKL, Accelerate). pip's scipy bundles OpenBLAS with prefixed LP64 symbols
-    (``scipy_openblas_*``), numpy its own ILP64 copy (``*64_``); only the former matters here."""
+    """(threadpoolctl's record, ctypes handle) of the OpenBLAS behind scipy's cython_blas, or
+    (None, None) for other builds (system OpenBLAS, MKL, Accelerate). pip's scipy bundles OpenBLAS
+    with prefixed LP64 symbols (``scipy_openblas_*``); numpy bundles its own ILP64 copy whose path
+    also says "scipy_openblas" but whose symbols end in ``64_``: it is told apart by them."""
     for info in threadpool_info():
-        if info.get("internal_api") == "openblas" and "scipy" in info["filepath"]:
-            return info
-    return None
-
-
-def _scipy_blas_thread_functions(info):
-    """(get, set) addresses of the thread-count functions of that OpenBLAS; no-ops for other BLAS
-    libraries, which then run with their own thread setting."""
-    if info is not None:
+        if info.get("internal_api") != "openblas" or "scipy" not in info["filepath"]:
+            continue
         lib = ctypes.CDLL(info["filepath"])
-        try:
-            get_fn = lib.scipy_openblas_get_num_threads
-            set_fn = lib.scipy_openblas_set_num_threads
-        except AttributeError:
-            return _no_thread_control()
-        return (ctypes.cast(get_fn, ctypes.c_void_p).value,
-                ctypes.cast(set_fn, ctypes.c_void_p).value)
-    return _no_thread_control()
+        if hasattr(lib, "scipy_openblas_get_num_threads"):
+            return info, lib
+    return None, None
+
+
+def _thread_functions(lib):
+    """(get, set) addresses of that OpenBLAS's thread-count functions; no-ops without one (BLAS
+    then runs with its own thread setting)."""
+    if lib is None:
+        return _no_thread_control()
+    return (ctypes.cast(lib.scipy_openblas_get_num_threads, ctypes.c_void_p).value,
+            ctypes.cast(lib.scipy_openblas_set_num_threads, ctypes.c_void_p).value)
 
 
 def _no_thread_control():
@@ -65,8 +63,8 @@ def _no_thread_control():
     return get_fn.address, set_fn.address
 
 
-_OPENBLAS = _scipy_openblas()
-_get_threads_address, _set_threads_address = _scipy_blas_thread_functions(_OPENBLAS)
+_OPENBLAS, _OPENBLAS_LIB = _scipy_openblas()
+_get_threads_address, _set_threads_address = _thread_functions(_OPENBLAS_LIB)
 # OpenBLAS's AVX-512 kernel sets run a GEMM without packing, through "small matrix" kernels, when
 # M N K <= 10^6 and, for op(A) = Aᵀ, also M N <= 1200 and K >= 32
 # (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c; dgemm measured alike). Set at import and
