@@ -89,6 +89,11 @@ def _prefer_512_bit_vectors():
 
 _prefer_512_bit_vectors()
 CACHE = _choose_cache()
+# Kernels read numba's thread count through the symbol ``get_num_threads`` (see dense.py), which
+# numba hands to LLVM only when its threading layer starts. A kernel loaded from the cache before
+# that crashes the process (SIGSEGV, or "LLVM ERROR: Symbol not found"), e.g. a float64 call in a
+# fresh process after a float32 one filled the cache: so start the layer here (about 3 ms).
+numba.get_num_threads()
 
 #: serial kernel / helper
 jit = partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
