@@ -138,8 +138,9 @@ def test_accumulate_adds_to_existing_gradients(activation):
         np.testing.assert_allclose(buf, old + new, rtol=1e-5, atol=1e-5)
 
 
-# dx split by rows / by n_in; a narrow layer (dx's and dW's blocks on separate threads)
-@pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10)])
+# dx split by rows / by n_in; a narrow layer (dx's and dW's blocks on separate threads); a
+# narrow layer whose forward takes several GEMM calls per block, over a batch not a multiple of 16
+@pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10), (150, 784, 10)])
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)

@@ -109,9 +109,10 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1, reverse):
         ld_w = ld_in
         trans_w = TRANS
     # few outputs: row chunks that OpenBLAS's small kernels take (see blas.py), 2-3x faster
-    # than its packing kernels there (500 -> 10, 512 rows: 115 -> 67 µs)
+    # than its packing kernels there (500 -> 10, 512 rows: 115 -> 67 µs); whole multiples of
+    # MIN_ROWS, so that one thread's chunks and two threads' blocks break at the same rows
     step = small_kernel_columns(c1 - c0, n_in) if c1 - c0 < COL_ALIGN else 0
-    step = step if step >= MIN_ROWS else max(1, r1 - r0)
+    step = step // MIN_ROWS * MIN_ROWS if step >= MIN_ROWS else max(1, r1 - r0)
     for s in range(r0, r1, step):
         gemm(trans_w, NO_TRANS, c1 - c0, min(step, r1 - s), n_in, 1.0, W[c0:], ld_w, x[s:], ld_in,
              0.0, z[s:, c0:], ld_out)
@@ -317,8 +318,11 @@ warnings.filterwarnings("ignore", ".*First-class function type feature is experi
 @jit
 def _split(n_rows, n_cols, by_rows, work):
     """Cut an (n_rows, n_cols) output into blocks, one per numba thread (or 1 when ``work`` is
-    small): returns (number of blocks, rows or columns per block)."""
-    n, align, least = (n_rows, 1, MIN_ROWS) if by_rows else (n_cols, COL_ALIGN, COL_ALIGN)
+    small): returns (number of blocks, rows or columns per block). A narrow output's row blocks
+    are whole multiples of MIN_ROWS, like its GEMM chunks (``_gemm_forward``): each row then
+    meets the same BLAS kernel whatever the thread count, and gets the same bits."""
+    row_align = MIN_ROWS if n_cols < COL_ALIGN else 1
+    n, align, least = (n_rows, row_align, MIN_ROWS) if by_rows else (n_cols, COL_ALIGN, COL_ALIGN)
     parts = 1 if work <= SERIAL_WORK else max(1, min(_iget_num_threads(), n // least))
     span = (n + parts - 1) // parts
     span = max(align, (span + align - 1) // align * align)
