@@ -336,6 +336,14 @@ def _clamp(x, lowest, highest):
 
 
 @vjit
+def _within(x, lowest, highest):
+    """x limited to [lowest, highest]; NaN stays NaN (``_clamp`` sends it to lowest, for values
+    that become integers)."""
+    x = highest if x > highest else x
+    return lowest if x < lowest else x
+
+
+@vjit
 def _expm1_poly(r):
     """expm1(r) for |r| <= ln2/2 (a little more is fine)."""
     return r + r * r * (type(r)(0.5) + r * _expm1_q(r))
@@ -439,12 +447,10 @@ def _tanh(x):
 def _tanh_overload(x):
     if x == types.float32:
         def rational(x):
-            c = np.float32(9.0) if x > np.float32(9.0) else x  # NaN stays NaN
-            c = np.float32(-9.0) if c < np.float32(-9.0) else c
+            c = _within(x, np.float32(-9.0), np.float32(9.0))
             s = c * c
-            y = c * _tanh_p(s) / _tanh_q(s)
-            y = np.float32(1.0) if y > np.float32(1.0) else y  # its rounding can pass ±1 by an ulp
-            return np.float32(-1.0) if y < np.float32(-1.0) else y
+            # the rational's rounding can pass ±1 by an ulp
+            return _within(c * _tanh_p(s) / _tanh_q(s), np.float32(-1.0), np.float32(1.0))
 
         return rational
 
