@@ -17,7 +17,7 @@ from numba import prange
 
 from fastdl._kernels import vmath
 from fastdl._kernels.activations import row_max
-from fastdl._kernels._jit import jit, pjit, specialize
+from fastdl._kernels._jit import inline_jit, jit, pjit, specialize
 from fastdl._kernels.checks import SERIAL_MAX
 
 # Kernel templates; _batch_mean_kernel binds ROW, SERIAL and PARALLEL with specialize().
@@ -60,7 +60,7 @@ def _batch_mean_kernel(name, row_loss_fn, doc):
     return kernel
 
 
-@jit
+@inline_jit
 def _mse_row(pred, target, grad, scale):
     """ℓ = ½ Σ_j (p_j − t_j)²; grad_j = (p_j − t_j)·scale."""
     total = 0.0
@@ -72,7 +72,7 @@ def _mse_row(pred, target, grad, scale):
     return 0.5 * total
 
 
-@jit
+@inline_jit
 def _bce_with_logits_row(logits, target, grad, scale):
     """ℓ = Σ_j max(z,0) − z·t + log1p(e^{−|z|}); grad_j = (σ(z) − t)·scale.
 
@@ -99,7 +99,7 @@ def _bce_with_logits_row(logits, target, grad, scale):
     return total
 
 
-@jit
+@inline_jit
 def _shifted_exp_into(logits, m, grad):
     """Write e^{z_j − m} into grad; return s = Σ_j e^{z_j − m} in float64."""
     s = 0.0
@@ -110,7 +110,7 @@ def _shifted_exp_into(logits, m, grad):
     return s
 
 
-@jit
+@inline_jit
 def _softmax_xent_label_row(logits, label, grad, scale):
     """ℓ = logsumexp(z) − z_y = (m − z_y) + log s, two terms ≥ 0; grad = (softmax(z) − e_y)·scale.
 
@@ -127,7 +127,7 @@ def _softmax_xent_label_row(logits, label, grad, scale):
     return gap + vmath.log(s)
 
 
-@jit
+@inline_jit
 def _softmax_xent_prob_row(logits, target, grad, scale):
     """ℓ = −Σ_j t_j log softmax(z)_j = Σ_j t_j (m − z_j) + τ log s with τ = Σ_j t_j;
     grad = (τ·softmax(z) − t)·scale, which is softmax(z) − t for probability rows (τ = 1).
