@@ -139,8 +139,10 @@ def test_accumulate_adds_to_existing_gradients(activation):
 
 
 # dx split by rows / by n_in; a narrow layer (dx's and dW's blocks on separate threads); a
-# narrow layer whose forward takes several GEMM calls per block, over a batch not a multiple of 16
-@pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10), (150, 784, 10)])
+# narrow layer whose forward takes several GEMM calls per block, over a batch not a multiple of 16;
+# one whose last block has fewer than 16 rows
+@pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10), (150, 784, 10),
+                                   (37, 784, 10)])
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)

@@ -36,9 +36,9 @@ most ``SMALL_BATCH`` rows skips the GEMM, whose packing of W would cost more tha
 each thread streams its rows of W once through dot products (one sample: half of W per core,
 which stays in that core's L2 from call to call when it fits). A forward with fewer than
 ``COL_ALIGN`` outputs calls the GEMM on row chunks that OpenBLAS's small-matrix kernels take
-(``blas.small_kernel_columns``). Calls of at most ``SERIAL_WORK`` multiply-adds stay on the
-calling thread: a parallel launch would cost more than the GEMM, and a one-sample forward must be
-cheap.
+(``blas.small_kernel_columns``), at any batch: those kernels do not pack either. Calls of at
+most ``SERIAL_WORK`` multiply-adds stay on the calling thread: a parallel launch would cost more
+than the GEMM, and a one-sample forward must be cheap.
 
 One parallel driver per direction serves every activation: it reaches the activation's own
 compiled loops through one flat switch per block. numba re-optimizes every callee's IR inside
@@ -93,9 +93,16 @@ def _col_major(a):
 
 @jit
 def _gemm_forward(x, W, z, r0, r1, c0, c1, reverse):
-    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ; a small batch by ``_small_batch_product``."""
+    """z[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ; a small batch by ``_small_batch_product`` unless
+    OpenBLAS's small kernels take it."""
     n_in = x.shape[1]
     ld_in, ld_out = max(1, n_in), max(1, z.shape[1])
+    # few outputs: row chunks that OpenBLAS's small kernels take (see blas.py), 2-3x faster
+    # than its packing kernels there (500 -> 10, 512 rows: 115 -> 67 µs) and than
+    # _small_batch_product, whose groups of 8 rows of W fit 10 outputs badly (16 rows: 4.8 ->
+    # 2.6 µs, one row: 0.78 -> 0.60 µs); whole multiples of MIN_ROWS, so that one thread's
+    # chunks and two threads' blocks break at the same rows
+    step = small_kernel_columns(c1 - c0, n_in) if c1 - c0 < COL_ALIGN else 0
     if _col_major(W):
         ld_w = max(1, W.shape[0])
         if r1 - r0 == 1:  # gemv reads W once, without packing
@@ -103,15 +110,11 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1, reverse):
             return
         trans_w = NO_TRANS
     else:
-        if r1 - r0 <= SMALL_BATCH:
+        if r1 - r0 <= SMALL_BATCH and r1 - r0 > step:
             _small_batch_product(x, W, z, r0, r1, c0, c1, reverse)
             return
         ld_w = ld_in
         trans_w = TRANS
-    # few outputs: row chunks that OpenBLAS's small kernels take (see blas.py), 2-3x faster
-    # than its packing kernels there (500 -> 10, 512 rows: 115 -> 67 µs); whole multiples of
-    # MIN_ROWS, so that one thread's chunks and two threads' blocks break at the same rows
-    step = small_kernel_columns(c1 - c0, n_in) if c1 - c0 < COL_ALIGN else 0
     step = step // MIN_ROWS * MIN_ROWS if step >= MIN_ROWS else max(1, r1 - r0)
     for s in range(r0, r1, step):
         gemm(trans_w, NO_TRANS, c1 - c0, min(step, r1 - s), n_in, 1.0, W[c0:], ld_w, x[s:], ld_in,
