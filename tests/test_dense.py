@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastdl
+from fastdl._kernels import dense as K
 from fastdl._kernels.reference import dense as ref
 from fastdl.functional import dense, dense_backward
 
@@ -140,9 +141,9 @@ def test_accumulate_adds_to_existing_gradients(activation):
 
 # dx split by rows / by n_in; a narrow layer (dx's and dW's blocks on separate threads); a
 # narrow layer whose forward takes several GEMM calls per block, over a batch not a multiple of 16;
-# one whose last block has fewer than 16 rows
+# one whose last block has fewer than 16 rows; deep products (each on its own thread)
 @pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10), (150, 784, 10),
-                                   (37, 784, 10)])
+                                   (37, 784, 10), (K.DEEP_K, 40, K.DEEP_K + 8)])
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)
@@ -185,7 +186,7 @@ def test_cached_kernel_loads_in_a_fresh_process(tmp_path):
     """A kernel that reads numba's thread count, loaded from the cache in a process where no
     parallel region has run yet, used to crash it (SIGSEGV: numba hands the symbol
     get_num_threads to LLVM only when its threading layer starts, which _jit now does)."""
-    script = "from fastdl._kernels import dense; print(dense._split(100, 100, True, 10**9))"
+    script = "from fastdl._kernels import dense; print(dense._split(100, 100, True, 10**9, 1))"
     env = {k: v for k, v in os.environ.items() if k != "FASTDL_NO_CACHE"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path)
     for _ in range(2):  # the first run compiles and caches _split, the second loads it

@@ -68,6 +68,7 @@ DZ_WORK = 16  # multiply-add equivalents per element of dz (a transcendental der
 COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
 MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
 SMALL_BATCH = 16  # up to this many rows, the forward product is ours, not a (packing) GEMM
+DEEP_K = 256  # backward GEMMs at least this deep run on half the threads each (dense_backward)
 
 #: activation name → id passed to the kernels
 ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
@@ -319,14 +320,16 @@ warnings.filterwarnings("ignore", ".*First-class function type feature is experi
 
 
 @jit
-def _split(n_rows, n_cols, by_rows, work):
-    """Cut an (n_rows, n_cols) output into blocks, one per numba thread (or 1 when ``work`` is
-    small): returns (number of blocks, rows or columns per block). A narrow output's row blocks
+def _split(n_rows, n_cols, by_rows, work, products):
+    """Cut an (n_rows, n_cols) output into blocks, one per numba thread when ``products`` (1 or
+    2) products share the threads, one per half of them for 2 (1 block when ``work`` is small):
+    returns (number of blocks, rows or columns per block). A narrow output's row blocks
     are whole multiples of MIN_ROWS, like its GEMM chunks (``_gemm_forward``): each row then
     meets the same BLAS kernel whatever the thread count, and gets the same bits."""
     row_align = MIN_ROWS if n_cols < COL_ALIGN else 1
     n, align, least = (n_rows, row_align, MIN_ROWS) if by_rows else (n_cols, COL_ALIGN, COL_ALIGN)
-    parts = 1 if work <= SERIAL_WORK else max(1, min(_iget_num_threads(), n // least))
+    threads = max(1, _iget_num_threads() // products)
+    parts = 1 if work <= SERIAL_WORK else max(1, min(threads, n // least))
     span = (n + parts - 1) // parts
     span = max(align, (span + align - 1) // align * align)
     return max(1, (n + span - 1) // span), span
@@ -368,7 +371,7 @@ def dense_forward(kind, x, W, b, p, z, y, reverse):
     store_z = z.ctypes.data != y.ctypes.data
     previous = blas_single_threaded()
     by_rows = kind == _SOFTMAX or batch >= n_out
-    blocks, span = _split(batch, n_out, by_rows, batch * n_in * n_out)
+    blocks, span = _split(batch, n_out, by_rows, batch * n_in * n_out, 1)
     if blocks == 1:
         _forward_block(kind, x, W, b, p, z, y, store_z, reverse, 0, batch, 0, n_out)
     else:
@@ -406,11 +409,17 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     n_out = W.shape[0]
     work = batch * n_in * n_out
     previous = blas_single_threaded()
+    # Deep products (dx's and dW's GEMMs both with K, n_out and batch, of at least DEEP_K) run on
+    # half the threads each, dx's blocks on the first half and dW's on the other: each GEMM then
+    # packs its shared operand once per half instead of once per thread (2 threads, one product
+    # each: 1024 -> 1024 at batch 1024 18.8-19.5 -> 17.6-18.6 ms, 784 -> 1024 at batch 256
+    # 3.6-3.8 -> 3.3-3.5 ms). Shallower, dW's GEMM writes all of dW for little work: blocks of both.
+    deep = need_dx and min(batch, n_out) >= DEEP_K
     # 1. dz by row blocks. dx by the same row blocks (each right after its dz, still hot) when
-    #    the batch is at least n_in; else by blocks of n_in, so that each thread packs its part of
-    #    W instead of all of it (a block of rows of dx reads all of W).
-    dx_by_rows = batch >= max(n_in, 2 * MIN_ROWS)
-    blocks, span = _split(batch, n_out, True, work if dx_by_rows else batch * n_out * DZ_WORK)
+    #    the batch is at least n_in and the products are not deep; else by blocks of n_in, so that
+    #    each thread packs its part of W instead of all of it (a block of rows of dx reads all of W).
+    dx_by_rows = batch >= max(n_in, 2 * MIN_ROWS) and not deep
+    blocks, span = _split(batch, n_out, True, work if dx_by_rows else batch * n_out * DZ_WORK, 1)
     if blocks == 1:
         _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx and dx_by_rows, 0, batch)
     else:
@@ -418,11 +427,11 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
             r0, r1, _, _ = _block(t, span, batch, n_out, True)
             _dz_dx_block(kind, g, W, v, p, dz, dx, need_dx and dx_by_rows, r0, r1)
     # 2. dx (unless done above) and dW with db and dp of dW's columns, in one parallel region,
-    #    each product cut into one block per thread. A wide layer gives each thread a block of
-    #    both (their costs differ: at batch 64, dW's GEMM writes all of dW); a narrow layer (few
-    #    outputs) splits dW along n_in and sums its few columns afterwards, and runs dx's blocks
-    #    on the first threads, dW's on the others (measured: 500 -> 10 at batch 64, 22 -> 16.5 µs;
-    #    alternating, 20.4 µs).
+    #    each product cut into one block per thread (per half of them when deep). A wide layer
+    #    gives each thread a block of both (their costs differ: at batch 64, dW's GEMM writes all
+    #    of dW); a narrow layer (few outputs) splits dW along n_in and sums its few columns
+    #    afterwards, and runs dx's blocks on the first threads, dW's on the others (measured:
+    #    500 -> 10 at batch 64, 22 -> 16.5 µs; alternating, 20.4 µs).
     sums = np.empty((2, n_out))  # np.zeros would be a parallel region of its own in a pjit kernel
     for j in range(n_out):
         sums[0, j] = 0.0
@@ -430,15 +439,16 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     beta = 1.0 if accumulate else 0.0
     by_out = n_out >= 2 * COL_ALIGN
     with_dx = need_dx and not dx_by_rows
-    dx_blocks, dx_span = _split(batch, n_in, False, work) if with_dx else (0, n_in)
-    dW_blocks, dW_span = _split(n_out, n_in, by_out, work)
+    products = 2 if deep else 1
+    dx_blocks, dx_span = _split(batch, n_in, False, work, products) if with_dx else (0, n_in)
+    dW_blocks, dW_span = _split(n_out, n_in, by_out, work, products)
     if work <= SERIAL_WORK or dx_blocks + dW_blocks == 1:
         if with_dx:
             _gemm_dx(dz, W, dx, 0, batch, 0, n_in)
         _dW_block(kind, g, x, v, p, dz, dW, sums, beta, by_out, 0, n_out, 0, n_in)
     else:
         for t in prange(dx_blocks + dW_blocks):
-            is_dx, j = _backward_task(t, dx_blocks, dW_blocks, by_out)
+            is_dx, j = _backward_task(t, dx_blocks, dW_blocks, by_out and not deep)
             if is_dx:
                 _, _, i0, i1 = _block(j, dx_span, batch, n_in, False)
                 _gemm_dx(dz, W, dx, 0, batch, i0, i1)
