@@ -321,9 +321,9 @@ warnings.filterwarnings("ignore", ".*First-class function type feature is experi
 
 @jit
 def _split(n_rows, n_cols, by_rows, work, products):
-    """Cut an (n_rows, n_cols) output into blocks, one per numba thread when ``products`` (1 or
-    2) products share the threads, one per half of them for 2 (1 block when ``work`` is small):
-    returns (number of blocks, rows or columns per block). A narrow output's row blocks
+    """Cut an (n_rows, n_cols) output into blocks: one per numba thread, or per thread of its
+    share when ``products`` products share the threads (2: half each), and 1 when ``work`` is
+    small. Returns (number of blocks, rows or columns per block). A narrow output's row blocks
     are whole multiples of MIN_ROWS, like its GEMM chunks (``_gemm_forward``): each row then
     meets the same BLAS kernel whatever the thread count, and gets the same bits."""
     row_align = MIN_ROWS if n_cols < COL_ALIGN else 1
@@ -409,10 +409,10 @@ def dense_backward(kind, g, x, W, v, p, dz, dx, dW, db, dp, need_dx, accumulate)
     n_out = W.shape[0]
     work = batch * n_in * n_out
     previous = blas_single_threaded()
-    # Deep products (dx's and dW's GEMMs both with K, n_out and batch, of at least DEEP_K) run on
+    # Deep products (K = n_out for dx's GEMM and K = batch for dW's, both at least DEEP_K) run on
     # half the threads each, dx's blocks on the first half and dW's on the other: each GEMM then
     # packs its shared operand once per half instead of once per thread (2 threads, one product
-    # each: 1024 -> 1024 at batch 1024 18.8-19.5 -> 17.6-18.6 ms, 784 -> 1024 at batch 256
+    # each: 1024 -> 1024 at batch 1024 18.8-19.6 -> 17.6-18.6 ms, 784 -> 1024 at batch 256
     # 3.6-3.8 -> 3.3-3.5 ms). Shallower, dW's GEMM writes all of dW for little work: blocks of both.
     deep = need_dx and min(batch, n_out) >= DEEP_K
     # 1. dz by row blocks. dx by the same row blocks (each right after its dz, still hot) when
