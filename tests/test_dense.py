@@ -29,11 +29,10 @@ SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), 
 
 def test_shapes_reach_the_parallel_paths():
     from fastdl._kernels.blas import small_kernel_columns
-    from fastdl._kernels.dense import DZ_WORK, SERIAL_WORK, SMALL_BATCH
 
-    assert all(np.prod(shape) > SERIAL_WORK for shape in SHAPES[2:])
-    assert SHAPES[-1][0] <= SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
-    assert 40 * 260 * DZ_WORK > SERIAL_WORK  # dz alone in its region, parallel
+    assert all(np.prod(shape) > K.SERIAL_WORK for shape in SHAPES[2:])
+    assert SHAPES[-1][0] <= K.SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
+    assert 40 * 260 * K.DZ_WORK > K.SERIAL_WORK  # dz alone in its region, parallel
     # 0 where scipy's BLAS has no small kernels (then one GEMM call per block)
     assert small_kernel_columns(7, 40) in (0, 171) and SHAPES[5][0] // 2 > 171
 
@@ -285,8 +284,6 @@ def test_bad_input_errors_name_the_argument():
 def test_kernel_in_place_dz_and_parameter_left_alone():
     """The model layer's calls: dz written over g, and p passed as dp for a parameter that is not
     learnable (leaky_relu's slope must survive the backward)."""
-    from fastdl._kernels import dense as K
-
     rng = np.random.default_rng(6)
     x, W, b, g = _problem((40, 30, 20), np.float64, rng)
     p = np.array([0.05])
@@ -304,8 +301,6 @@ def test_kernel_in_place_dz_and_parameter_left_alone():
 
 @pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[-1]], ids=["serial", "parallel"])
 def test_small_batch_walk_in_either_direction_gives_the_same_bits(shape):
-    from fastdl._kernels import dense as K
-
     x, W, b, _ = _problem(shape, np.float32, np.random.default_rng(9))
     p = np.zeros(1, np.float32)
     y_forward, y_reverse = (np.empty((shape[0], shape[2]), np.float32) for _ in range(2))
@@ -319,8 +314,6 @@ def test_small_batch_walk_in_either_direction_gives_the_same_bits(shape):
 def test_kernel_reads_a_transposed_weight_view_in_place():
     """A tied decoder passes W = W_enc.T and dW = dW_enc.T (Fortran-ordered views) and accumulates
     its weight gradient straight into the encoder's."""
-    from fastdl._kernels import dense as K
-
     rng = np.random.default_rng(8)
     x, W, b, g = _problem((40, 30, 50), np.float64, rng)
     for batch in (40, 1):  # GEMM and gemv paths
