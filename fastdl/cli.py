@@ -28,16 +28,27 @@ def _sizes(text):
     return sizes
 
 
+def _count(minimum):
+    """An argparse type: an int of at least ``minimum``."""
+    def parse(text):
+        if not text.lstrip("-").isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def _add_training_options(p, hidden, epochs, pretrain_epochs):
     p.add_argument("--hidden", type=_sizes, default=hidden, help="hidden layer sizes (default %(default)s)")
     p.add_argument("--activation", default="relu", help="hidden activation (default %(default)s)")
     p.add_argument("--corruption", type=_corruption, default=("mask", 0.2),
                    help="denoising corruption: none, mask:P or gaussian:SIGMA (default mask:0.2)")
-    p.add_argument("--pretrain-epochs", type=int, default=pretrain_epochs, help="per layer (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=epochs, help="fine-tuning epochs (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--pretrain-epochs", type=_count(0), default=pretrain_epochs,
+                   help="per layer (default %(default)s)")
+    p.add_argument("--epochs", type=_count(0), default=epochs, help="fine-tuning epochs (default %(default)s)")
+    p.add_argument("--batch-size", type=_count(1), default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="numba and BLAS threads")
+    p.add_argument("--threads", type=_count(1), default=None, help="numba and BLAS threads")
 
 
 def _parser():
@@ -46,7 +57,7 @@ def _parser():
     demo = commands.add_parser("demo", help="pre-train a stacked denoising autoencoder on the digits, "
                                             "fine-tune it, and compare with random initialization")
     _add_training_options(demo, [256, 128], epochs=20, pretrain_epochs=5)
-    demo.add_argument("--seeds", type=int, default=3, help="runs per variant (default %(default)s)")
+    demo.add_argument("--seeds", type=_count(1), default=3, help="runs per variant (default %(default)s)")
     demo.add_argument("--plot", metavar="DIR", help="write filters.png and loss_curves.png here (matplotlib)")
     train = commands.add_parser("train", help="train on a .npz or IDX file and save the model")
     train.add_argument("data", help=".npz with X (and y), or an IDX images file")
@@ -117,22 +128,31 @@ def demo(args):
     return 0
 
 
-def _plot(directory, keep):
+def _prepare_plots(directory):
+    """Check before training that ``--plot DIR`` can be honoured: matplotlib importable (its
+    file-only backend) and DIR a writable directory, created if needed."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
-        print("--plot needs matplotlib (pip install matplotlib); no plots written", file=sys.stderr)
-        return
-    os.makedirs(directory, exist_ok=True)
+        raise ValueError("--plot needs matplotlib (pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--plot: cannot create the directory {directory!r}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"--plot: the directory {directory!r} is not writable")
+
+
+def _plot(directory, keep):
+    import matplotlib.pyplot as plt
+
     net, _ = keep[True]
     W = net.arena.param("layer0.W")
     side = int(np.sqrt(W.shape[1]))
     n = min(len(W), 100)
     cols = int(np.ceil(np.sqrt(n)))
-    fig, axes = plt.subplots(cols, cols, figsize=(cols, cols))
+    fig, axes = plt.subplots(cols, cols, figsize=(cols, cols), squeeze=False)
     for ax, w in zip(axes.flat, W[:n]):
         ax.imshow(w.reshape(side, -1), cmap="gray")
     for ax in axes.flat:
@@ -140,13 +160,13 @@ def _plot(directory, keep):
     fig.suptitle("first-layer filters after pre-training and fine-tuning")
     fig.savefig(os.path.join(directory, "filters.png"), dpi=80)
     plt.close(fig)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))  # markers: one epoch is one point
     for report in net.pretrain_report_:
-        left.plot(range(1, len(report["loss"]) + 1), report["loss"], label=f"layer {report['layer']}")
+        left.plot(range(1, len(report["loss"]) + 1), report["loss"], ".-", label=f"layer {report['layer']}")
     left.set(title="greedy pre-training (reconstruction loss)", xlabel="epoch", yscale="log")
     left.legend()
     for pretrain, label in ((True, "pre-trained"), (False, "random init")):
-        right.plot(keep[pretrain][1]["epoch"], keep[pretrain][1]["loss"], label=label)
+        right.plot(keep[pretrain][1]["epoch"], keep[pretrain][1]["loss"], ".-", label=label)
     right.set(title="fine-tuning (cross-entropy)", xlabel="epoch", yscale="log")
     right.legend()
     fig.tight_layout()
@@ -180,11 +200,13 @@ def train(args):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.threads is not None:
-        from fastdl import set_num_threads
-
-        set_num_threads(args.threads)
     try:
+        if args.threads is not None:
+            from fastdl import set_num_threads
+
+            set_num_threads(args.threads)
+        if args.command == "demo" and args.plot:
+            _prepare_plots(args.plot)
         return demo(args) if args.command == "demo" else train(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)

@@ -51,11 +51,42 @@ def test_train_on_idx_files_and_without_labels(tmp_path, capsys):
     assert type(load(tmp_path / "ae.npz")).__name__ == "Autoencoder"
 
 
+@pytest.mark.parametrize("hidden", ["32", "1"])  # one hidden unit: a grid of one filter
+def test_demo_plot_writes_the_filters_and_the_loss_curves(tmp_path, hidden):
+    pytest.importorskip("matplotlib")
+    plots = tmp_path / "plots"  # created by the demo
+    assert main(["demo", "--seeds", "1", *SMALL, "--hidden", hidden, "--plot", str(plots)]) == 0
+    for name in ("filters.png", "loss_curves.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m.npz")]) == 2
     assert "error: no such data file" in capsys.readouterr().err
+    assert main(["demo", "--threads", "100000"]) == 2
+    assert "fastdl demo: error: n must be between 1 and" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--corruption", "mask"])
+
+
+@pytest.mark.parametrize("option, value", [("--seeds", "0"), ("--threads", "0"), ("--epochs", "-1"),
+                                           ("--pretrain-epochs", "1.5"), ("--batch-size", "0")])
+def test_counts_out_of_range_are_usage_errors(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", option, value])
+    assert exit_.value.code == 2 and "expected an int >= " in capsys.readouterr().err
+
+
+def test_plot_preconditions_are_checked_before_training(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "plots"
+    a_file.write_text("")
+    assert main(["demo", *SMALL, "--plot", str(a_file)]) == 2
+    out, err = capsys.readouterr()
+    assert "--plot: cannot create the directory" in err and out == ""  # nothing was trained
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert main(["demo", *SMALL, "--plot", str(tmp_path / "new")]) == 2
+    out, err = capsys.readouterr()
+    assert "--plot needs matplotlib" in err and out == ""
 
 
 def test_python_dash_m_fastdl():
