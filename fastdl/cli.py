@@ -180,6 +180,7 @@ def train(args):
     from fastdl.datasets import load_file, train_test_split
     from fastdl.models import Autoencoder
 
+    io.check_save_path(args.out)  # before training, not after
     X, y = load_file(args.data, args.labels)
     if y is None:  # no labels: an autoencoder of the first hidden size
         model = Autoencoder(X.shape[1], args.hidden[0], args.activation, corruption=args.corruption,
@@ -208,6 +209,6 @@ def main(argv=None):
         if args.command == "demo" and args.plot:
             _prepare_plots(args.plot)
         return demo(args) if args.command == "demo" else train(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -76,6 +76,17 @@ def model_from_pieces(cls, config, params, layout, state, optimizer=None):
     return model
 
 
+def check_save_path(path):
+    """The directory a model saved to ``path`` is written in; an OSError naming ``path`` when that
+    directory is missing or not writable (the CLI checks this before it trains)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save to {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"cannot save to {path}: {directory} is not writable")
+    return directory
+
+
 def save(model, path, *, optimizer=True):
     """Write ``model`` (and its optimizer's state, unless ``optimizer=False``) to ``path``.
 
@@ -95,8 +106,7 @@ def save(model, path, *, optimizer=True):
     if opt is not None:
         arrays["optimizer"] = _json_array({"class": opt["class"], "step": opt["step"], "hyper": opt["hyper"]})
         arrays.update({f"optimizer.{name}": row for name, row in opt["state"].items()})
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastdl-", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".fastdl-", suffix=".tmp", dir=check_save_path(path))
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

@@ -63,6 +63,12 @@ def test_demo_plot_writes_the_filters_and_the_loss_curves(tmp_path, hidden):
 def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     assert main(["train", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m.npz")]) == 2
     assert "error: no such data file" in capsys.readouterr().err
+    X, y = load_digits()
+    np.savez(tmp_path / "digits.npz", X=X[:100], y=y[:100])
+    out = tmp_path / "no-such-dir" / "m.npz"
+    assert main(["train", str(tmp_path / "digits.npz"), "--out", str(out), *SMALL]) == 2
+    captured = capsys.readouterr()
+    assert f"error: cannot save to {out}: no directory" in captured.err and captured.out == ""  # not trained
     assert main(["demo", "--threads", "100000"]) == 2
     assert "fastdl demo: error: n must be between 1 and" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -86,6 +86,12 @@ def test_write_is_atomic(tmp_path, trained, monkeypatch):
     assert os.listdir(tmp_path) == ["m.npz"]  # no temporary file left behind
 
 
+def test_saving_into_a_missing_directory_names_the_path(tmp_path, trained):
+    path = tmp_path / "no-such-dir" / "m.npz"
+    with pytest.raises(FileNotFoundError, match=f"cannot save to {path}: no directory"):
+        save(trained, path)
+
+
 def _rewrite(src, dst, change):
     with np.load(src, allow_pickle=False) as f:
         members = {k: f[k] for k in f.files}
