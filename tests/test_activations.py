@@ -3,7 +3,9 @@ differences.
 
 float32 errors are in ulp of the reference (computed in float64 on the float32 inputs, then
 rounded), allowed to grow with the function's condition number |x f'(x) / f(x)|: rounding x·beta
-or x/√2 inside a float32 kernel is an error of that size that no implementation avoids.
+(Swish) or GELU-tanh's cubic inside a kernel is an error of that size. Exact GELU gets no such
+growth: it takes e^{-x²/2} from x's exact square, so its error stays a few ulp in the far left
+tail, where the condition number is x².
 Results below the smallest normal number may flush to zero.
 """
 import numba
@@ -76,7 +78,9 @@ def _assert_close_ulp(got, ref64, x, cond, base_ulp):
 def _condition(name, x64, p):
     with np.errstate(all="ignore"):
         f = R.FORWARD[name](x64, p)
-        return np.abs(x64 * R.DERIVATIVE[name](x64, p) / f)
+        cond = np.abs(x64 * R.DERIVATIVE[name](x64, p) / f)
+    # see the module docstring (e^{-a²} of a rounded a = x/√2 was up to 190 ulp off near x = -14)
+    return np.minimum(cond, 1.0) if name == "gelu" else cond
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

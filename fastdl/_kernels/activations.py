@@ -14,7 +14,8 @@ At x = 0 the kinks take the left derivative, as torch does: relu'(0) = 0, leaky_
 negative_slope, prelu'(0) = alpha, elu'(0) = alpha (the seed's 1 is the right derivative).
 
 Every element propagates NaN and gives the mathematical limit at ±inf (x·σ(x) → 0 as x → -inf,
-not inf·0 = NaN), and is accurate in both tails (σ from e^{-|x|}, GELU from erfc, not 1 + erf).
+not inf·0 = NaN), and is accurate in both tails (σ from e^{-|x|}; GELU from Φ(-|x|) =
+e^{-x²/2} erfcx(|x|/√2)/2 with x² split exactly, not from 1 + erf).
 
 Array kernels
 -------------
@@ -46,7 +47,6 @@ from fastdl._kernels.checks import CHUNK, SERIAL_MAX
 # Sums whose order must not depend on how a loop was vectorised: no 'reassoc'.
 ordered_jit = partial(inline_jit, fastmath=FASTMATH - {"reassoc"})
 
-_SQRT1_2 = 0.7071067811865476  # 1/sqrt(2)
 _INV_SQRT2PI = 0.3989422804014327  # 1/sqrt(2*pi)
 _TWO_SQRT2_PI = 1.5957691216057308  # 2*sqrt(2/pi): gelu_tanh uses sigma(2u) = (1 + tanh u)/2
 _GELU_CUBIC = 0.044715
@@ -173,12 +173,11 @@ def elu_grad(y, alpha):
 
 @inline_jit
 def _normal_cdf_parts(x):
-    """(Φ(x), φ(x)): the standard normal CDF and density from one erfc_parts(|x|/√2), with
-    relative accuracy in the left tail (Φ(x) = erfc(|x|/√2)/2 there; 1 + erf would cancel)."""
+    """(Φ(x), φ(x)): the standard normal CDF and density from one vmath.normal_tail(|x|), with
+    relative accuracy in the left tail (Φ(x) = Φ(-|x|) there; 1 + erf would cancel)."""
     T = type(x)
-    tail, e = vmath.erfc_parts(abs(x) * T(_SQRT1_2))
-    half_tail = T(0.5) * tail
-    return (half_tail if x < T(0.0) else T(1.0) - half_tail), T(_INV_SQRT2PI) * e
+    tail, e = vmath.normal_tail(abs(x))
+    return (tail if x < T(0.0) else T(1.0) - tail), T(_INV_SQRT2PI) * e
 
 
 @inline_jit

@@ -30,8 +30,9 @@ erfcx; Chebyshev fits made with mpmath.chebyfit otherwise):
   float64 W(y) / (1 + 2a), y = (a - K) / (a + K) (Weideman's form, W of degree 22);
   e^{-a²} computed as e^{-(hi + lo)} with a² = hi + lo exactly (hi = a² rounded, lo = fma(a, a, -hi);
   on CPUs without FMA hi = h², lo = (a-h)(a+h), h = a truncated to half its bits), so erfc keeps
-  relative accuracy in the far tail (GELU of very negative x); erfc(-a) = 2 - erfc(a).
-  ``erfc_parts(a)`` returns e^{-a²} too: GELU's derivative needs the normal density there.
+  relative accuracy in the far tail; erfc(-a) = 2 - erfc(a).
+  ``normal_tail(t)``, for GELU: Φ(-t) = e^{-t²/2} erfcx(t/√2)/2 and e^{-t²/2}, with t²/2 split
+  exactly from t (not from the rounded t/√2, whose error e^{-a²} would multiply by 2a²).
   erf beyond: ±(1 - erfc(|x|)), where float32 needs only absolute accuracy and takes the cheaper
   erfc(a) = e^{S(a) - a²} (S of degree 8 on [1, 3.93], no division; erf rounds to 1 beyond).
 
@@ -492,6 +493,7 @@ _ERFCX_P32 = (1.0, 1.2451696395874023, 0.7386563420295715, 0.2325642853975296, 0
 _ERFCX_Q32 = (1.0, 2.373549222946167, 2.4169108867645264, 1.338521122932434, 0.41223281621932983,
               0.05935809761285782)
 _erfcx_p, _erfcx_q = _polynomial(_ERFCX_P32), _polynomial(_ERFCX_Q32)
+_SQRT1_2 = 0.7071067811865476  # 1/√2: normal_tail's erfcx argument
 _ERFC_K64 = 4.0
 _ERFC_W64 = (1.2329951186255526, -0.13962111684056283, 0.015379652102621225, 0.06809705425473195,
              -0.10103906603638212, 0.09373283499695562, -0.06633036581080073, 0.03716751556039361,
@@ -530,11 +532,12 @@ def _square_overload(a):
 
 
 @vjit
-def _exp_neg_square(a):
-    """e^{-a²} with relative accuracy: from a² split exactly into hi + lo (a rounded a² would cost
-    |a²| ulp); 0 once it underflows, NaN → NaN."""
+def _exp_neg_square(a, scale):
+    """e^{-scale a²} for a power of two ``scale``, with relative accuracy: from a² split exactly
+    into hi + lo (a rounded a² would cost |a²| ulp; scaling by 2^k keeps the split exact); 0 once
+    it underflows, NaN → NaN."""
     hi, lo = _square(a)
-    return _exp_sum(-hi, -lo)
+    return _exp_sum(-scale * hi, -scale * lo)
 
 
 def _erfcx(a):
@@ -549,14 +552,27 @@ def _erfcx_overload(a):
 
 
 @vjit
-def erfc_parts(a):
-    """(erfc(a), e^{-a²}) for a >= 0, both with relative accuracy down to underflow:
-    erfc(a) = e^{-a²} erfcx(a). a is clamped just past where both underflow to 0 (the fits end
-    there; erfcx's value no longer matters); NaN → that clamp, so the results stay finite."""
+def _erfc_tail(a):
+    """erfc(a) for a >= 0 with relative accuracy down to underflow: e^{-a²} erfcx(a). a is
+    clamped just past where erfc underflows to 0 (the fits end there; erfcx's value no longer
+    matters); NaN → that clamp, so the result stays finite."""
     highest = _pick(a, 10.25, 27.3)
     a = a if a < highest else highest
-    e = _exp_neg_square(a)
-    return e * _erfcx(a), e
+    return _exp_neg_square(a, type(a)(1.0)) * _erfcx(a)
+
+
+@vjit
+def normal_tail(t):
+    """(Φ(-t), e^{-t²/2}) for t >= 0, Φ the standard normal CDF, both with relative accuracy down
+    to underflow: Φ(-t) = erfc(t/√2)/2 = e^{-t²/2} erfcx(t/√2)/2, with t²/2 split exactly from t
+    itself. (e^{-a²} of a rounded a = t/√2 carries 2a² times a's rounding error, up to 190 ulp
+    in float32 near t = 14; erfcx barely amplifies it.) t is clamped where e^{-t²/2} underflows
+    to 0 (_erfc_tail's clamps times √2); NaN → that clamp."""
+    T = type(t)
+    highest = _pick(t, 14.5, 38.61)
+    t = t if t < highest else highest
+    e = _exp_neg_square(t, T(0.5))
+    return T(0.5) * e * _erfcx(t * T(_SQRT1_2)), e
 
 
 def _erfc_for_erf(a):
@@ -573,7 +589,7 @@ def _erfc_for_erf_overload(a):
             return _exp_sum(s - a * a, np.float32(-0.0))
 
         return float32_tail
-    return lambda a: erfc_parts(a)[0]
+    return lambda a: _erfc_tail(a)
 
 
 @vjit
@@ -591,7 +607,7 @@ def erfc(x):
     """1 - erf(x): (1 - x) - x P(x²) for |x| <= 0.75, relative accuracy in both tails beyond;
     erfc(-inf) = 2, erfc(inf) = 0."""
     T = type(x)
-    tail = erfc_parts(abs(x))[0]
+    tail = _erfc_tail(abs(x))
     tail = tail if x >= T(0.0) else T(2.0) - tail
     y = (T(1.0) - x) - _erf_poly(x) if abs(x) <= T(0.75) else tail
     return y if x == x else x

@@ -6,7 +6,7 @@ relu'(0) = 0, leaky_relu'(0) = prelu'(0) = slope, elu'(0) = alpha. NaN propagate
 forward and ±inf give the mathematical limits.
 """
 import numpy as np
-from scipy.special import erfc, expit
+from scipy.special import erfcx, expit
 
 
 def _f64(x):
@@ -89,17 +89,36 @@ def elu_derivative(x, alpha=1.0):
     return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0)))
 
 
+def _normal_pdf(x):
+    """φ(x) = e^{-x²/2}/√(2π), relatively accurate in the tails: x²/2 = hi + lo split exactly
+    (Dekker's product), e^{-lo} = 1 - lo to float64 precision. |x| is clipped to 40, where φ is 0."""
+    x = np.clip(x, -40.0, 40.0)
+    c = 134217729.0 * x  # 2^27 + 1: x = xh + xl, each half of x's bits, xh² and xh·xl exact
+    xh = c - (c - x)
+    xl = x - xh
+    square = x * x
+    error = ((xh * xh - square) + 2 * xh * xl) + xl * xl
+    return np.exp(-0.5 * square) * (1 - 0.5 * error) / np.sqrt(2 * np.pi)
+
+
+def _normal_cdf(x):
+    """Φ(x), relatively accurate in the left tail: Φ(-t) = φ(t) √(π/2) erfcx(t/√2) (erfc(t/√2)
+    itself would carry t² times the rounding error of t/√2; erfcx barely amplifies it)."""
+    t = np.abs(x)
+    tail = _normal_pdf(t) * np.sqrt(np.pi / 2) * erfcx(t / np.sqrt(2))
+    return np.where(x < 0, tail, 1 - tail)
+
+
 def gelu(x, p=None):
-    """x Φ(x) = x erfc(-x/√2)/2."""
+    """x Φ(x), Φ the standard normal CDF."""
     x = _f64(x)
-    return _scaled(x, 0.5 * erfc(-x / np.sqrt(2)))
+    return _scaled(x, _normal_cdf(x))
 
 
 def gelu_derivative(x, p=None):
+    """Φ(x) + x φ(x)."""
     x = _f64(x)
-    with np.errstate(over="ignore"):
-        pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-    return 0.5 * erfc(-x / np.sqrt(2)) + _scaled(x, pdf)
+    return _normal_cdf(x) + _scaled(x, _normal_pdf(x))
 
 
 def _gelu_tanh_2u(x):
