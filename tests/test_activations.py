@@ -2,10 +2,11 @@
 differences.
 
 float32 errors are in ulp of the reference (computed in float64 on the float32 inputs, then
-rounded), allowed to grow with the function's condition number |x f'(x) / f(x)|: rounding x·beta
-(Swish) or GELU-tanh's cubic inside a kernel is an error of that size. Exact GELU gets no such
-growth: it takes e^{-x²/2} from x's exact square, so its error stays a few ulp in the far left
-tail, where the condition number is x².
+rounded), allowed to grow with the function's condition number |x f'(x) / f(x)|: a kernel that
+rounds x·beta (Swish) or GELU-tanh's cubic is exact for an input half an ulp away, and the
+allowance is what that perturbation makes of the result (Swish at x = -50: 60 ulp in float32).
+Exact GELU gets no such growth: it takes e^{-x²/2} from x's exact square, so its error stays a
+few ulp in the far left tail, where the condition number is x².
 Results below the smallest normal number may flush to zero.
 """
 import numba
