@@ -129,8 +129,10 @@ def demo(args):
 
 
 def _prepare_plots(directory):
-    """Check before training that ``--plot DIR`` can be honoured: matplotlib importable (its
-    file-only backend) and DIR a writable directory, created if needed."""
+    """Check before training that ``--plot DIR`` can be honoured: matplotlib importable (set to
+    its file-only backend) and DIR a writable directory, created if needed."""
+    from fastdl import io
+
     try:
         import matplotlib
     except ImportError:
@@ -140,8 +142,7 @@ def _prepare_plots(directory):
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"--plot: cannot create the directory {directory!r}: {exc.strerror}") from None
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"--plot: the directory {directory!r} is not writable")
+    io.check_save_path(os.path.join(directory, "filters.png"))
 
 
 def _plot(directory, keep):
