@@ -3,6 +3,7 @@
 Every kernel module decorates with ``jit`` (serial) or ``pjit`` (parallel) from here, so the
 flags cannot drift between modules.
 """
+import hashlib
 import os
 import stat
 import tempfile
@@ -95,8 +96,41 @@ CACHE = _choose_cache()
 # fresh process after a float32 one filled the cache: so start the layer here (about 3 ms).
 numba.get_num_threads()
 
-#: serial kernel / helper
-jit = partial(numba.njit, cache=CACHE, fastmath=FASTMATH, error_model="numpy", nogil=True)
+
+def _kernel_sources_digest():
+    """A digest of every kernel module: the .py files beside this one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
+_KERNEL_SOURCES = _kernel_sources_digest()
+
+
+def jit(func=None, **options):
+    """Compile ``func`` with the project's flags (``options`` add to or override them), its
+    on-disk cache keyed to every kernel module; ``@jit`` or ``@jit(**options)``, like numba.njit.
+
+    numba checks a cached kernel against its own source file only (numba issue #1833), but kernels
+    inline functions from other modules: after an edit to vmath.py alone, dense.py's kernels would
+    load from the cache with the old vmath inlined. So the stamp numba saves with a cache index
+    and compares on load becomes (its own stamp, a digest of all kernel modules).
+    """
+    if func is None:
+        return partial(jit, **options)
+    options = {"cache": CACHE, "fastmath": FASTMATH, "error_model": "numpy", "nogil": True,
+               **options}
+    dispatcher = numba.njit(**options)(func)
+    index = getattr(dispatcher._cache, "_cache_file", None)  # None without a cache
+    if index is not None:
+        index._source_stamp = (index._source_stamp, _KERNEL_SOURCES)
+    return dispatcher
+
+
 #: kernel containing ``numba.prange`` loops (OpenMP threading layer)
 pjit = partial(jit, parallel=True)
 #: helper called inside other kernels' loops, per element or per row: always inlined. LLVM's cost

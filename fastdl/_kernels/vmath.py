@@ -68,11 +68,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastdl._kernels._jit import CACHE
+from fastdl._kernels._jit import jit
 
 FLAGS = {"contract"}  # why not the project's FASTMATH: see the module docstring
-vjit = partial(numba.njit, cache=CACHE, fastmath=FLAGS, error_model="numpy", nogil=True,
-               forceinline=True)
+vjit = partial(jit, fastmath=FLAGS, forceinline=True)
 
 _OVERLOAD = {"jit_options": {"fastmath": FLAGS, "error_model": "numpy", "nogil": True}}
 # float type: (integer of the same width, mantissa bits, exponent bias)
