@@ -1,9 +1,13 @@
-"""numba's on-disk cache stays fresh when any kernel module changes, not only the kernel's own.
+"""The kernels' on-disk cache (``_jit``), seen from fresh processes that load what others saved.
 
-numba checks a cached kernel against its own source file only, but kernels inline functions from
-other modules (the dense layer inlines the activations, which inline vmath): after an edit to
-vmath.py alone, a stale dense kernel would still load from the cache. The driver runs a kernel of
-checks.py in a fresh process on a copy of the package, before and after an edit to vmath.py.
+- numba checks a cached kernel against its own source file only, but kernels inline functions
+  from other modules (the dense layer inlines the activations, which inline vmath): after an edit
+  to vmath.py alone, a stale dense kernel would still load from the cache. ``_jit`` keys every
+  kernel's cache to all kernel modules.
+- A cached kernel that reads numba's thread count needs numba's threading layer started before it
+  loads; ``_jit`` starts it at import.
+
+(The fallback when no cache directory is writable is tested in test_import_readonly.py.)
 """
 import json
 import os
@@ -16,7 +20,19 @@ import fastdl
 
 PACKAGE = os.path.dirname(fastdl.__file__)
 
-DRIVER = textwrap.dedent("""
+
+def _run(script, directory, **env):
+    """Run ``script`` in a fresh interpreter started in ``directory`` (``-c`` puts the working
+    directory first on sys.path), with the numba cache in directory/cache; returns its last line."""
+    env = {**{k: v for k, v in os.environ.items() if k != "FASTDL_NO_CACHE"},
+           "NUMBA_CACHE_DIR": str(directory / "cache"), **env}
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=directory,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.splitlines()[-1]
+
+
+HITS_AND_MISSES = textwrap.dedent("""
     import json
     import numpy as np
     from fastdl._kernels.checks import all_finite
@@ -27,14 +43,11 @@ DRIVER = textwrap.dedent("""
 
 
 def test_an_edit_to_any_kernel_module_recompiles_every_kernel(tmp_path):
+    # on a copy of the package, so that it can be edited; the fresh processes start beside it
     shutil.copytree(PACKAGE, tmp_path / "fastdl", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
 
     def hits_and_misses():
-        result = subprocess.run([sys.executable, "-c", DRIVER], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout.splitlines()[-1])
+        return json.loads(_run(HITS_AND_MISSES, tmp_path))
 
     assert hits_and_misses() == [0, 1]  # compiled
     assert hits_and_misses() == [1, 0]  # loaded from the cache
@@ -42,3 +55,12 @@ def test_an_edit_to_any_kernel_module_recompiles_every_kernel(tmp_path):
         f.write("\n# an edit in another kernel module\n")
     assert hits_and_misses() == [0, 1]  # compiled again: checks.py itself did not change
     assert hits_and_misses() == [1, 0]
+
+
+def test_cached_kernel_loads_in_a_fresh_process(tmp_path):
+    """A kernel that reads numba's thread count, loaded from the cache in a process where no
+    parallel region has run yet, used to crash it (SIGSEGV: numba hands the symbol
+    get_num_threads to LLVM only when its threading layer starts, which _jit now does)."""
+    script = "from fastdl._kernels import dense; print(dense._split(100, 100, True, 10**9, 1))"
+    for _ in range(2):  # the first run compiles and caches _split, the second loads it
+        assert _run(script, tmp_path).startswith("(")
