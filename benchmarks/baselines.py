@@ -1,7 +1,7 @@
 """Hardware baselines shared by the benchmark files."""
 from numba import prange
 
-from fastdl._kernels._jit import pjit
+from fastdl._kernels.numba._jit import pjit
 
 _CHUNK = 1 << 16
 

@@ -23,9 +23,9 @@ from scipy.special import expit
 
 import fastdl
 from fastdl import functional as F
-from fastdl._kernels import dense as K
-from fastdl._kernels._jit import jit
-from fastdl._kernels.blas import NO_TRANS, TRANS, gemm
+from fastdl._kernels.numba import dense as K
+from fastdl._kernels.numba._jit import jit
+from fastdl._kernels.numba.blas import NO_TRANS, TRANS, gemm
 
 torch = pytest.importorskip("torch")
 

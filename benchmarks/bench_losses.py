@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastdl import functional as F
-from fastdl._kernels import losses as K
+from fastdl._kernels.numba import losses as K
 from baselines import parallel_copy
 
 torch = pytest.importorskip("torch")

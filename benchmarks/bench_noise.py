@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastdl import functional as F
-from fastdl._kernels import noise as K
+from fastdl._kernels.numba import noise as K
 from baselines import parallel_copy
 
 torch = pytest.importorskip("torch")

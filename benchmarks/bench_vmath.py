@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from fastdl._kernels import vmath
-from fastdl._kernels._jit import pjit
+from fastdl._kernels.numba import vmath
+from fastdl._kernels.numba._jit import pjit
 
 torch = pytest.importorskip("torch")
 

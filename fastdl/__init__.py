@@ -1,4 +1,5 @@
-"""fastdl: Numba-accelerated CPU deep learning for the unsupervised pre-training toolbox."""
+"""fastdl: fast CPU deep learning for the unsupervised pre-training toolbox."""
+from fastdl._kernels import available_backends, get_backend, set_backend
 from fastdl._threads import get_num_threads, set_num_threads
 from fastdl._warmup import warmup
 
@@ -19,5 +20,6 @@ def __getattr__(name):
     return module if _LAZY[name] is None else getattr(module, name)
 
 
-__all__ = ["get_num_threads", "set_num_threads", "warmup", "__version__", "Dense", "Dropout", "Network",
+__all__ = ["get_num_threads", "set_num_threads", "get_backend", "set_backend", "available_backends",
+           "warmup", "__version__", "Dense", "Dropout", "Network",
            "MLP", "Autoencoder", "StackedAutoencoder", "save", "load"]

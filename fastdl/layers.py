@@ -16,21 +16,20 @@ copy) in evaluation mode.
 import numpy as np
 
 from fastdl import init as initializers
-from fastdl import _ops
-from fastdl._kernels import noise as _noise
-from fastdl._kernels.activations import ACTIVATIONS as _KERNELS
+from fastdl._kernels.random import noise_key
+from fastdl._kernels.registry import IDS, KERNELS, kernel_name
 from fastdl._validation import check_int
 
 #: activation name -> the keyword parameters it takes, with defaults (the numeric ones are the
-#: kernel table's, stated once there)
+#: kernel registry's, stated once there)
 ACTIVATIONS = {
     "identity": {}, "sigmoid": {}, "tanh": {}, "relu": {}, "silu": {}, "softmax": {},
-    "leaky_relu": {"negative_slope": _KERNELS["leaky_relu"].default},
-    "elu": {"alpha": _KERNELS["elu"].default},
+    "leaky_relu": {"negative_slope": KERNELS["leaky_relu"].default},
+    "elu": {"alpha": KERNELS["elu"].default},
     "gelu": {"approximate": "none"},
     # learnable: the initial alpha, one per feature unless shared
-    "prelu": {"alpha": _KERNELS["prelu"].default, "shared": False},
-    "swish": {"beta": _KERNELS["swish"].default},  # learnable: the initial beta
+    "prelu": {"alpha": KERNELS["prelu"].default, "shared": False},
+    "swish": {"beta": KERNELS["swish"].default},  # learnable: the initial beta
 }
 
 
@@ -54,9 +53,10 @@ class Dense:
         self.n_out = check_int(n_out, "n_out", 1)
         self.activation = activation
         self.activation_params = check_activation(activation, activation_params)
-        self.kernel = _ops.kernel_name(activation, self.activation_params)
+        self.kernel = kernel_name(activation, self.activation_params)
         self.init = initializers.resolve(init, activation)
-        self.kernel_id = _ops.kernel_id(self.kernel)
+        self.kernel_id = IDS[self.kernel]
+        self.ops = None  # the kernel backend, set by bind
         self.W = self.b = self.dW = self.db = None
         self.p = self.dp = None  # the activation's parameter as the kernels take it, and its gradient
         # tied_to=encoder: this layer's W is Wₑᵀ, the transposed view of the encoder's own Wₑ (the
@@ -84,8 +84,10 @@ class Dense:
             specs.append(("alpha" if self.activation == "prelu" else "beta", (self.n_act_params,)))
         return specs
 
-    def bind(self, params, grads):
-        """Take this layer's views of the arena (dicts keyed by the names of ``param_specs``)."""
+    def bind(self, params, grads, ops):
+        """Take this layer's views of the arena (dicts keyed by the names of ``param_specs``) and
+        the kernel backend ``ops`` that runs it."""
+        self.ops = ops
         if self.tied_to is not None:
             self.W, self.dW = self.tied_to.W.T, self.tied_to.dW.T
         else:
@@ -118,20 +120,38 @@ class Dense:
         specs = {"out": (n, self.n_out)}
         if training:
             specs["grad"] = (n, self.n_out)
-            if _ops.grad_from(self.kernel) == "input":
+            if KERNELS[self.kernel].grad_from == "input":
                 specs["pre"] = (n, self.n_out)
             if self.dp is not None:
                 specs["dz"] = (n, self.n_out)
         return specs
 
     def forward(self, x, ws, training, ctx):
-        _ops.dense_forward(self, x, ws["out"], ws.get("pre") if training else None)
+        self.apply(x, ws["out"], ws.get("pre") if training else None)
         return ws["out"]
+
+    def apply(self, x, out, pre=None, head=None):
+        """y = f(x Wᵀ + b) into ``out``; the pre-activation into ``pre`` when given. ``head`` (a
+        kernel name) replaces f: a model's output head fused into its last layer. Each call walks
+        W the other way round from the previous one (the kernel's ``reverse``, a cache hint)."""
+        kind = self.kernel_id if head is None else IDS[head]
+        self.reverse = not self.reverse
+        self.ops.dense_forward(kind, x, self.W, self.b, self.p, out if pre is None else pre, out,
+                               self.reverse)
 
     def backward(self, grad, x, ws, grad_in, ctx):
         """``grad`` = ∂L/∂y (may be overwritten); writes ∂L/∂W, ∂L/∂b (and the activation
-        parameter's gradient) into the arena and ∂L/∂x into ``grad_in`` unless it is None."""
-        _ops.dense_backward(self, grad, x, ws, grad_in)
+        parameter's gradient) into the arena and ∂L/∂x into ``grad_in`` unless it is None:
+        dz = grad ⊙ f'(·) (in place when f has no parameter), dW, db, dp, then dx = dz W. A tied
+        decoder's W and dW are the transposed views of its encoder's: its dW is written into the
+        encoder's, which then adds its own."""
+        v = ws["pre"] if KERNELS[self.kernel].grad_from == "input" else ws["out"]
+        dz = grad if self.dp is None else ws["dz"]
+        dp = self.dp if self.dp is not None else self._unused_dp
+        need_dx = grad_in is not None
+        self.ops.dense_backward(self.kernel_id, grad, x, self.W, v, self.p, dz,
+                                grad_in if need_dx else grad, self.dW, self.db, dp, need_dx,
+                                self.accumulate)
         return grad_in
 
     def get_config(self):
@@ -148,12 +168,13 @@ class Dropout:
             raise ValueError(f"p must be a float in [0, 1), got {p!r}")
         self.p = float(p)
         self.n_in = self.n_out = None  # set by the network from the layer below
+        self.ops = None  # the kernel backend, set by bind
 
     def param_specs(self):
         return []
 
-    def bind(self, params, grads):
-        pass
+    def bind(self, params, grads, ops):
+        self.ops = ops
 
     def init_params(self, rng):
         pass
@@ -168,7 +189,7 @@ class Dropout:
     def forward(self, x, ws, training, ctx):
         if not training or self.p == 0.0:
             return x
-        _noise.dropout(x, self.p, _noise.noise_key(ctx.seed, ctx.step, ctx.stream), ws["out"])
+        self.ops.dropout(x, self.p, noise_key(ctx.seed, ctx.step, ctx.stream), ws["out"])
         return ws["out"]
 
     def backward(self, grad, x, ws, grad_in, ctx):
@@ -176,7 +197,7 @@ class Dropout:
         if self.p == 0.0:  # the identity: the gradient passes through unchanged
             np.copyto(grad_in, grad)
         else:
-            _noise.dropout_backward(grad, self.p, _noise.noise_key(ctx.seed, ctx.step, ctx.stream), grad_in)
+            self.ops.dropout_backward(grad, self.p, noise_key(ctx.seed, ctx.step, ctx.stream), grad_in)
         return grad_in
 
     def get_config(self):

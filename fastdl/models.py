@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from fastdl import _ops, io as _io, optim
-from fastdl._kernels import noise as _noise
-from fastdl._kernels.checks import all_finite
+from fastdl import io as _io, optim
+from fastdl._kernels import ops as _active_ops
+from fastdl._kernels.random import noise_key
 from fastdl._validation import check_float_dtype, check_int
 from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
 from fastdl.params import ParamArena
@@ -31,8 +31,11 @@ from fastdl.training import train
 OPTIMIZERS = {"sgd": optim.SGD, "momentum": optim.Momentum, "adagrad": optim.Adagrad,
               "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
 
-#: output name -> (loss kernel name, what predict_proba applies to the last layer's output)
+#: output name -> the loss it trains with (a key of LOSSES)
 OUTPUTS = {"softmax": "softmax_cross_entropy", "sigmoid": "bce", "identity": "mse"}
+#: loss name -> the loss kernel: kernel(x, target, grad, row_loss) -> the batch mean
+LOSSES = {"mse": "mse_loss", "bce": "binary_cross_entropy_with_logits",
+          "softmax_cross_entropy": "softmax_cross_entropy_labels"}
 
 _EVAL_BATCH = 1024  # rows per forward pass when predicting: bounds the workspace
 _CACHED_WORKSPACES = 4
@@ -51,7 +54,7 @@ def _kernel_array(arr, dtype, name):
     if not (arr.dtype == dtype and flags.c_contiguous and flags.writeable):
         arr = np.ascontiguousarray(arr, dtype=dtype)
         arr = arr if arr.flags.writeable else arr.copy()
-    if not all_finite(arr.reshape(-1)):
+    if not _active_ops().all_finite(arr.reshape(-1)):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 
@@ -74,10 +77,12 @@ class Model:
     """Shared machinery: the arena, workspaces, forward / backward, fit, validation, config.
 
     A subclass builds ``self.layers`` (the forward chain), names ``self.loss`` (a key of
-    ``_ops.LOSSES``) and calls ``_build()``.
+    ``LOSSES``) and calls ``_build()``. The kernel backend active at construction (``self.ops``)
+    runs the model for its whole life.
     """
 
     def _init_common(self, dtype, seed):
+        self.ops = _active_ops()
         self.dtype = check_float_dtype(dtype, "dtype")
         self.seed = check_int(seed, "seed", 0)
         self.step_ = 0
@@ -98,9 +103,10 @@ class Model:
         for name, layer in named_layers:
             names = [tensor for tensor, _ in layer.param_specs()]
             layer.bind({t: arena.param(f"{name}.{t}") for t in names},
-                       {t: arena.grad(f"{name}.{t}") for t in names})
+                       {t: arena.grad(f"{name}.{t}") for t in names}, self.ops)
             layer.init_params(rng)
         self.arena = arena
+        self._loss_kernel = getattr(self.ops, LOSSES[self.loss])
         self._zero_grad_each_step = any(getattr(layer, "accumulate", False) for _, layer in named_layers)
 
     # --- shapes -----------------------------------------------------------------------------
@@ -120,12 +126,13 @@ class Model:
         if ws is None:
             if len(self._workspaces) >= _CACHED_WORKSPACES:
                 self._workspaces.pop(next(iter(self._workspaces)))
-            ws = {"layers": [{name: np.empty(shape, self.dtype)
+            empty = self.ops.empty
+            ws = {"layers": [{name: empty(shape, self.dtype)
                               for name, shape in layer.workspace_specs(n, training).items()}
                              for layer in self.layers],
-                  "row_loss": np.empty(n, np.float64)}
+                  "row_loss": empty(n, np.float64)}
             if not training:  # the loss kernel writes a gradient even when only the value is wanted
-                ws["loss_grad"] = np.empty((n, self.n_outputs), self.dtype)
+                ws["loss_grad"] = empty((n, self.n_outputs), self.dtype)
             self._workspaces[key] = ws
         return ws
 
@@ -172,7 +179,7 @@ class Model:
             self.arena.zero_grad()
         x = self._model_input(xb, ws)
         out = self._forward(x, ws, True)
-        loss = _ops.LOSSES[self.loss](out, self._targets_of(xb, yb), ws["layers"][-1]["grad"], ws["row_loss"])
+        loss = self._loss_kernel(out, self._targets_of(xb, yb), ws["layers"][-1]["grad"], ws["row_loss"])
         self._backward(x, ws)
         return loss
 
@@ -197,13 +204,14 @@ class Model:
 
     def _output_chunk(self, X, out, head):
         below = self._forward(X, self._workspace(len(X), False), False, stop=-1)
-        _ops.dense_forward(self.layers[-1], below, out, activation=head)
+        self.layers[-1].apply(below, out, head=head)
 
     def _run(self, X, layers):
         """Evaluation-mode pass of validated ``X`` through ``layers`` only (a part of the model:
         the encoder, the decoder, the hidden stack), with buffers of its own."""
         for layer in layers:
-            buffers = {name: np.empty(shape, self.dtype) for name, shape in layer.workspace_specs(len(X), False).items()}
+            buffers = {name: self.ops.empty(shape, self.dtype)
+                       for name, shape in layer.workspace_specs(len(X), False).items()}
             X = layer.forward(X, buffers, False, self._ctx)
         return X
 
@@ -217,7 +225,7 @@ class Model:
             out = self._forward(chunk, ws, False)
             if count_correct:
                 correct += int(np.count_nonzero(np.argmax(out, axis=1) == targets))
-            total += _ops.LOSSES[self.loss](out, targets, ws["loss_grad"], ws["row_loss"]) * len(chunk)
+            total += self._loss_kernel(out, targets, ws["loss_grad"], ws["row_loss"]) * len(chunk)
         return (total / len(X), correct) if count_correct else total / len(X)
 
     # --- validation -------------------------------------------------------------------------
@@ -570,19 +578,19 @@ class Autoencoder(Model):
     def _workspace(self, n, training):
         ws = super()._workspace(n, training)
         if training and self.corruption is not None and "corrupted" not in ws:
-            ws["corrupted"] = np.empty((n, self.n_visible), self.dtype)
+            ws["corrupted"] = self.ops.empty((n, self.n_visible), self.dtype)
         return ws
 
     def _model_input(self, xb, ws):
         if self.corruption is None:
             return xb
         kind, level = self.corruption
-        key = _noise.noise_key(self.seed, self.step_, 0xC0DE)
+        key = noise_key(self.seed, self.step_, 0xC0DE)
         out = ws["corrupted"]
         if kind == "mask":
-            _noise.masking_noise(xb, level, key, out)
+            self.ops.masking_noise(xb, level, key, out)
         else:
-            _noise.gaussian_noise(xb, level, key, out)
+            self.ops.gaussian_noise(xb, level, key, out)
         return out
 
     def _targets_of(self, xb, yb):
@@ -616,7 +624,7 @@ class Autoencoder(Model):
             raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
         H = _kernel_array(H, self.dtype, "H")
         out = np.empty((len(H), self.n_visible), self.dtype)
-        _ops.dense_forward(self.decoder, H, out, activation=self._decoder_head)
+        self.decoder.apply(H, out, head=self._decoder_head)
         return out
 
     def reconstruct(self, X):

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from fastdl._kernels import optimizers as _k
+from fastdl._kernels import ops
 from fastdl._validation import check_float_dtype
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW",
@@ -89,12 +89,15 @@ class Optimizer:
 
     A subclass sets ``_hyper`` (its constructor's keyword arguments other than ``lr`` and
     ``check_finite``, so that ``cls(params, **state_dict()["hyper"])`` rebuilds it), ``_state_rows``
-    (names of its state buffers), ``_kernel`` and ``_n_scalars``, and implements ``_scalars_for``
-    (the kernel's per-step scalars, computed in float64) and optionally ``_initial_state``.
+    (names of its state buffers), ``_kernel`` (the name of its step kernel in the backend
+    interface, which ``_kernel_flags`` completes) and ``_n_scalars``, and implements
+    ``_scalars_for`` (the kernel's per-step scalars, computed in float64) and optionally
+    ``_initial_state``. The kernel backend active at construction runs every step.
     """
 
     _hyper = ()
     _state_rows = ()
+    _kernel_flags = ()
 
     def __init__(self, params, grads=None, *, lr, check_finite=True):
         # an arena's tensor table, to name the tensor in error messages
@@ -105,6 +108,7 @@ class Optimizer:
         self.step_count = 0
         self._state = None
         self._sc = np.empty(self._n_scalars, dtype=self.params.dtype)
+        self._step_kernel = getattr(ops(), self._kernel)
 
     @property
     def lr(self):
@@ -126,7 +130,8 @@ class Optimizer:
         if self._state is None:
             self._allocate_state()
         self._sc[:] = self._scalars_for(self.step_count + 1)
-        if not self._kernel(self.params, self.grads, self._state, self._sc, self.check_finite):
+        if not self._step_kernel(self.params, self.grads, self._state, self._sc, self.check_finite,
+                                 *self._kernel_flags):
             bad = np.flatnonzero(~np.isfinite(self.grads))
             first = int(bad[0])
             where = "".join(f" (in {s.name!r})" for s in self._specs
@@ -206,7 +211,7 @@ class SGD(Optimizer):
     """Plain gradient descent, the seed's rule: θ ← θ − η (∇L + λθ)."""
 
     _hyper = ("weight_decay",)
-    _kernel = staticmethod(_k.sgd_step)
+    _kernel = "sgd_step"
     _n_scalars = 2
 
     def __init__(self, params, grads=None, *, lr, weight_decay=0.0, check_finite=True):
@@ -232,7 +237,7 @@ class Momentum(Optimizer):
 
     _hyper = ("momentum", "dampening", "nesterov", "weight_decay")
     _state_rows = ("velocity",)
-    _kernel = staticmethod(_k.momentum_step)
+    _kernel = "momentum_step"
     _n_scalars = 5
 
     def __init__(self, params, grads=None, *, lr, momentum=0.9, dampening=0.0, nesterov=False,
@@ -261,7 +266,7 @@ class Adagrad(Optimizer):
 
     _hyper = ("lr_decay", "eps", "initial_accumulator_value", "weight_decay")
     _state_rows = ("sum",)
-    _kernel = staticmethod(_k.adagrad_step)
+    _kernel = "adagrad_step"
     _n_scalars = 3
 
     def __init__(self, params, grads=None, *, lr=1e-2, lr_decay=0.0, eps=1e-10,
@@ -289,6 +294,7 @@ class RMSprop(Optimizer):
     """
 
     _hyper = ("alpha", "eps", "momentum", "centered", "weight_decay")
+    _kernel = "rmsprop_step"
     _n_scalars = 6
     centered = _SetOnce()
 
@@ -302,7 +308,7 @@ class RMSprop(Optimizer):
         with_momentum = self.momentum > 0
         self._state_rows = (("square_avg",) + (("grad_avg",) if self.centered else ())
                             + (("momentum_buffer",) if with_momentum else ()))
-        self._kernel = _k.rmsprop_steps[self.centered, with_momentum]
+        self._kernel_flags = (self.centered, with_momentum)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
 
     @property
@@ -334,6 +340,7 @@ class Adam(Optimizer):
     """
 
     _hyper = ("betas", "eps", "weight_decay", "amsgrad", "seed_variant")
+    _kernel = "adam_step"
     _n_scalars = 10
     _decoupled = False
     amsgrad = _SetOnce()
@@ -346,7 +353,7 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
         self.seed_variant = bool(seed_variant)
         self._state_rows = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
-        self._kernel = _k.adam_steps[self.amsgrad]
+        self._kernel_flags = (self.amsgrad,)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
 
     @property
@@ -403,7 +410,7 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
         raise ValueError("grads must be a 1-D C-contiguous numpy array (a flat gradient buffer)")
     check_float_dtype(grads.dtype, "grads")
     max_norm = _check_range("max_norm", max_norm)
-    norm = math.sqrt(_k.sum_squares(grads))
+    norm = math.sqrt(ops().sum_squares(grads))
     if not math.isfinite(norm):
         if error_if_nonfinite:
             raise FloatingPointError(f"the gradient norm is {norm}; the gradient was left "
@@ -413,8 +420,7 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
     if coef < 1.0:
         if not grads.flags.writeable:
             raise ValueError("grads is read-only")
-        _k.scale_step(grads, grads, np.empty((0, 0), grads.dtype),
-                      np.array([coef], grads.dtype), False)
+        ops().scale(grads, coef)
     return norm
 
 

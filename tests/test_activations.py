@@ -13,8 +13,8 @@ import numba
 import numpy as np
 import pytest
 
-from fastdl._kernels import activations as K
-from fastdl._kernels._jit import jit
+from fastdl._kernels.numba import activations as K
+from fastdl._kernels.numba._jit import jit
 from fastdl._kernels.reference import activations as R
 
 DTYPES = (np.float32, np.float64)

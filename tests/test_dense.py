@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl._kernels import dense as K
+from fastdl._kernels.numba import dense as K
 from fastdl._kernels.reference import dense as ref
 from fastdl.functional import dense, dense_backward
 
@@ -24,7 +24,7 @@ SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), 
 
 
 def test_shapes_reach_the_parallel_paths():
-    from fastdl._kernels.blas import small_kernel_columns
+    from fastdl._kernels.numba.blas import small_kernel_columns
 
     assert all(np.prod(shape) > K.SERIAL_WORK for shape in SHAPES[2:])
     assert SHAPES[-1][0] <= K.SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
@@ -163,8 +163,8 @@ def test_kernels_make_scipys_openblas_single_threaded():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"] != "scipy-openblas":
         pytest.skip("scipy is not built on its bundled OpenBLAS here")
-    from fastdl._kernels.blas import blas_restore_threads, blas_single_threaded
-    from fastdl._kernels._jit import jit
+    from fastdl._kernels.numba.blas import blas_restore_threads, blas_single_threaded
+    from fastdl._kernels.numba._jit import jit
 
     @jit(cache=False)
     def switch():

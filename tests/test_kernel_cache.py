@@ -35,7 +35,7 @@ def _run(script, directory, **env):
 HITS_AND_MISSES = textwrap.dedent("""
     import json
     import numpy as np
-    from fastdl._kernels.checks import all_finite
+    from fastdl._kernels.numba.checks import all_finite
     all_finite(np.ones(3))
     stats = all_finite.stats
     print(json.dumps([sum(stats.cache_hits.values()), sum(stats.cache_misses.values())]))
@@ -61,6 +61,6 @@ def test_cached_kernel_loads_in_a_fresh_process(tmp_path):
     """A kernel that reads numba's thread count, loaded from the cache in a process where no
     parallel region has run yet, used to crash it (SIGSEGV: numba hands the symbol
     get_num_threads to LLVM only when its threading layer starts, which _jit now does)."""
-    script = "from fastdl._kernels import dense; print(dense._split(100, 100, True, 10**9, 1))"
+    script = "from fastdl._kernels.numba import dense; print(dense._split(100, 100, True, 10**9, 1))"
     for _ in range(2):  # the first run compiles and caches _split, the second loads it
         assert _run(script, tmp_path).startswith("(")

@@ -3,7 +3,7 @@ import pytest
 
 import fastdl
 from fastdl import functional as F
-from fastdl._kernels import losses as K
+from fastdl._kernels.numba import losses as K
 from fastdl._kernels.reference import losses as R
 
 DTYPES = [np.float32, np.float64]

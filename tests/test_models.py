@@ -134,7 +134,7 @@ def test_a_copied_tied_autoencoder_shares_one_array_of_its_own(digits):
 
 
 def test_read_only_inputs_add_no_kernel_signatures(digits, tmp_path):
-    from fastdl._kernels import dense, losses
+    from fastdl._kernels.numba import dense, losses
 
     X, y = digits[0][:64], digits[2][:64]
     np.save(tmp_path / "X.npy", X)

@@ -8,7 +8,8 @@ from scipy import stats
 
 import fastdl
 from fastdl import functional as F
-from fastdl._kernels import noise as K
+from fastdl._kernels.numba import noise as K
+from fastdl._kernels.random import noise_key
 from fastdl._kernels.reference import noise as R
 
 DTYPES = [np.float32, np.float64]
@@ -21,7 +22,7 @@ def draw(fn, x, param, seed=3, step=0, stream=0):
 
 
 def test_key_and_bits_match_the_reference():
-    key = K.noise_key(12345, 6, 7)
+    key = noise_key(12345, 6, 7)
     assert isinstance(key, np.uint64) and key == R.noise_key(12345, 6, 7)
     expected = R.element_bits(key, (5,))
     assert [K.element_bits(key, i) for i in range(5)] == list(expected)
@@ -35,8 +36,8 @@ def test_dropout_keep_rate_and_values(dtype, p):
     kept = y != 0
     n = x.size
     assert abs((1 - kept.mean()) - p) <= 5 * np.sqrt(p * (1 - p) / n)
-    np.testing.assert_array_equal(kept, R.keep_mask(K.noise_key(3, 0), x.shape, p))
-    np.testing.assert_allclose(y, R.dropout(x, p, K.noise_key(3, 0)), rtol=2 * np.finfo(dtype).eps)
+    np.testing.assert_array_equal(kept, R.keep_mask(noise_key(3, 0), x.shape, p))
+    np.testing.assert_allclose(y, R.dropout(x, p, noise_key(3, 0)), rtol=2 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -49,7 +50,7 @@ def test_gaussian_noise_moments_and_reference(dtype):
     assert stats.kstest(noise.ravel(), "norm").pvalue > 1e-4
     # float32 rounds u1 to 24 bits: near u1 = 1 the radius √(−2 ln u1) is then off by ~1e-5
     rtol, atol = {np.float32: (2e-6, 5e-5), np.float64: (1e-13, 1e-13)}[dtype]
-    np.testing.assert_allclose(noise, R.gaussian_noise(x, 1.0, K.noise_key(3, 0)), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(noise, R.gaussian_noise(x, 1.0, noise_key(3, 0)), rtol=rtol, atol=atol)
 
 
 def test_gaussian_noise_is_added_scaled_by_sigma():
@@ -64,7 +65,7 @@ def test_masking_noise_zeroes_without_rescaling(dtype):
     x = np.random.default_rng(1).uniform(1, 2, (30, 40)).astype(dtype)
     y = draw(F.masking_noise, x, 0.3)
     kept = y != 0
-    np.testing.assert_array_equal(kept, R.keep_mask(K.noise_key(3, 0), x.shape, 0.3))
+    np.testing.assert_array_equal(kept, R.keep_mask(noise_key(3, 0), x.shape, 0.3))
     np.testing.assert_array_equal(y[kept], x[kept])
 
 

@@ -4,7 +4,7 @@ import pytest
 
 import fastdl
 from fastdl import optim
-from fastdl._kernels import optimizers as kernels
+from fastdl._kernels.numba import optimizers as kernels
 from fastdl._kernels.reference import optimizers as ref
 from fastdl.params import ParamArena
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from fastdl._kernels import vmath
-from fastdl._kernels._jit import jit
+from fastdl._kernels.numba import vmath
+from fastdl._kernels.numba._jit import jit
 
 FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "erf", "erfc")
 

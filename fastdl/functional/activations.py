@@ -19,8 +19,8 @@ import numbers
 
 import numpy as np
 
-from fastdl._kernels.activations import ACTIVATIONS, PARAM_KERNELS
-from fastdl._ops import kernel_name
+from fastdl._kernels import ops
+from fastdl._kernels.registry import IDS, kernel_name
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_out, check_same_shape
 
 __all__ = [
@@ -30,12 +30,8 @@ __all__ = [
     "silu", "silu_backward",
 ]
 
-_SOFTMAX = ACTIVATIONS["softmax"]
-# forward and backward array kernels, looked up once
-_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _SILU = (
-    (ACTIVATIONS[name].forward, ACTIVATIONS[name].backward) for name in
-    ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "silu")
-)
+_SIGMOID, _TANH, _RELU, _LEAKY_RELU, _ELU, _SILU, _PRELU, _SWISH = (
+    IDS[name] for name in ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "silu", "prelu", "swish"))
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -54,18 +50,18 @@ def _real(value, name):
 # These two run on every call of most functions here and are kept lean (per-call overhead decides
 # small-array speed): a float ndarray skips as_float_array, and ravel() both flattens and makes a
 # non-contiguous input contiguous (a copy); the kernels cast p themselves.
-def _forward(kernel, x, p, out):
+def _forward(kind, x, p, out):
     if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:
         x = as_float_array(x, "x")
     if out is None:
         out = np.empty(x.shape, x.dtype)
     else:
         check_out(out, x.shape, x.dtype, (x,))
-    kernel(x.ravel(), p, out.ravel())
+    ops().activation_forward(kind, x.ravel(), p, out.ravel())
     return out
 
 
-def _backward(kernel, grad, v, v_name, p, out):
+def _backward(kind, grad, v, v_name, p, out):
     if type(v) is not np.ndarray or v.dtype not in FLOAT_DTYPES:
         v = as_float_array(v, v_name)
     if type(grad) is not np.ndarray or grad.dtype != v.dtype:
@@ -76,7 +72,7 @@ def _backward(kernel, grad, v, v_name, p, out):
         out = np.empty(v.shape, v.dtype)
     else:
         check_out(out, v.shape, v.dtype, (grad, v))
-    kernel(grad.ravel(), v.ravel(), p, out.ravel())
+    ops().activation_backward(kind, grad.ravel(), v.ravel(), p, out.ravel())
     return out
 
 
@@ -95,11 +91,10 @@ def _parameter(x, param, name):
 def _param_forward(kind, x, param, name, out):
     x = as_float_array(x, "x")
     param, per_feature = _parameter(x, param, name)
-    kernels = ACTIVATIONS[kind] if not per_feature else PARAM_KERNELS[kind]
     if not per_feature:
-        return _forward(kernels.forward, x, float(param.reshape(-1)[0]), out)
+        return _forward(kind, x, float(param.reshape(-1)[0]), out)
     out = check_out(out, x.shape, x.dtype, (x,))
-    kernels.forward_features(x.ravel(), param, out.ravel())
+    ops().activation_forward_features(kind, x.ravel(), param, out.ravel())
     return out
 
 
@@ -109,19 +104,19 @@ def _param_backward(kind, grad, x, param, name, out):
     check_same_shape(grad, "grad", x, "x")
     param, per_feature = _parameter(x, param, name)
     out = check_out(out, x.shape, x.dtype, (grad, x))
-    kernels = PARAM_KERNELS[kind]
     if not per_feature:
-        dparam = kernels.backward_shared(grad.ravel(), x.ravel(), float(param.reshape(-1)[0]),
-                                         out.ravel())
+        dparam = ops().activation_backward_shared(kind, grad.ravel(), x.ravel(),
+                                                  float(param.reshape(-1)[0]), out.ravel())
     elif param.size:
-        dparam = kernels.backward_features(grad.ravel(), x.ravel(), param, out.ravel())
+        dparam = ops().activation_backward_features(kind, grad.ravel(), x.ravel(), param,
+                                                    out.ravel())
     else:  # x has an empty last axis
         dparam = np.zeros(0)
     return out, np.asarray(dparam, dtype=x.dtype).reshape(param.shape)
 
 
-def _gelu_kernels(approximate):
-    return ACTIVATIONS[kernel_name("gelu", {"approximate": approximate})]
+def _gelu_kind(approximate):
+    return IDS[kernel_name("gelu", {"approximate": approximate})]
 
 
 def _rows(a):
@@ -136,58 +131,58 @@ def _rows(a):
 
 def sigmoid(x, *, out=None):
     """σ(x) = 1 / (1 + e^{-x}), elementwise; exactly 0 / 1 in the far tails."""
-    return _forward(_SIGMOID[0], x, 0.0, out)
+    return _forward(_SIGMOID, x, 0.0, out)
 
 
 def sigmoid_backward(grad, y, *, out=None):
     """grad ⊙ y (1 - y), from the output y = sigmoid(x)."""
-    return _backward(_SIGMOID[1], grad, y, "y", 0.0, out)
+    return _backward(_SIGMOID, grad, y, "y", 0.0, out)
 
 
 def tanh(x, *, out=None):
     """tanh(x), elementwise."""
-    return _forward(_TANH[0], x, 0.0, out)
+    return _forward(_TANH, x, 0.0, out)
 
 
 def tanh_backward(grad, y, *, out=None):
     """grad ⊙ (1 - y²), from the output y = tanh(x)."""
-    return _backward(_TANH[1], grad, y, "y", 0.0, out)
+    return _backward(_TANH, grad, y, "y", 0.0, out)
 
 
 def relu(x, *, out=None):
     """max(x, 0), elementwise (NaN kept)."""
-    return _forward(_RELU[0], x, 0.0, out)
+    return _forward(_RELU, x, 0.0, out)
 
 
 def relu_backward(grad, y, *, out=None):
     """grad where y > 0, else 0 (0 at x = 0, as torch), from the output y = relu(x)."""
-    return _backward(_RELU[1], grad, y, "y", 0.0, out)
+    return _backward(_RELU, grad, y, "y", 0.0, out)
 
 
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """x for x ≥ 0, negative_slope · x below."""
-    return _forward(_LEAKY_RELU[0], x, _real(negative_slope, "negative_slope"), out)
+    return _forward(_LEAKY_RELU, x, _real(negative_slope, "negative_slope"), out)
 
 
 def leaky_relu_backward(grad, x, negative_slope=0.01, *, out=None):
     """grad for x > 0, negative_slope · grad for x ≤ 0, from the input x."""
-    return _backward(_LEAKY_RELU[1], grad, x, "x", _real(negative_slope, "negative_slope"), out)
+    return _backward(_LEAKY_RELU, grad, x, "x", _real(negative_slope, "negative_slope"), out)
 
 
 def prelu(x, alpha, *, out=None):
     """x for x ≥ 0, alpha · x below; alpha shared (scalar) or one per feature (last axis)."""
-    return _param_forward("prelu", x, alpha, "alpha", out)
+    return _param_forward(_PRELU, x, alpha, "alpha", out)
 
 
 def prelu_backward(grad, x, alpha, *, out=None):
     """(dx, dalpha): dx = grad for x > 0, alpha · grad for x ≤ 0; dalpha = Σ grad · min(x, 0),
     summed over everything (shared alpha) or over all but the last axis (per-feature alpha)."""
-    return _param_backward("prelu", grad, x, alpha, "alpha", out)
+    return _param_backward(_PRELU, grad, x, alpha, "alpha", out)
 
 
 def elu(x, alpha=1.0, *, out=None):
     """x for x > 0, alpha (e^x - 1) otherwise."""
-    return _forward(_ELU[0], x, _real(alpha, "alpha"), out)
+    return _forward(_ELU, x, _real(alpha, "alpha"), out)
 
 
 def elu_backward(grad, y, alpha=1.0, *, out=None):
@@ -198,7 +193,7 @@ def elu_backward(grad, y, alpha=1.0, *, out=None):
     alpha = _real(alpha, "alpha")
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0 to differentiate from the output, got {alpha}")
-    return _backward(_ELU[1], grad, y, "y", alpha, out)
+    return _backward(_ELU, grad, y, "y", alpha, out)
 
 
 def softmax(x, *, out=None):
@@ -206,7 +201,7 @@ def softmax(x, *, out=None):
     x = as_float_array(x, "x")
     out = check_out(out, x.shape, x.dtype, (x,))
     if x.size:
-        _SOFTMAX.forward(_rows(x), _rows(out))
+        ops().softmax_forward(_rows(x), _rows(out))
     return out
 
 
@@ -218,40 +213,40 @@ def softmax_backward(grad, y, *, out=None):
     check_same_shape(grad, "grad", y, "y")
     out = check_out(out, y.shape, y.dtype, (grad, y))
     if y.size:
-        _SOFTMAX.backward(_rows(grad), _rows(y), _rows(out))
+        ops().softmax_backward(_rows(grad), _rows(y), _rows(out))
     return out
 
 
 def gelu(x, approximate="none", *, out=None):
     """x Φ(x) with Φ the standard normal CDF (exact, via erfc); approximate="tanh" gives
     x (1 + tanh(√(2/π)(x + 0.044715 x³))) / 2, as torch."""
-    return _forward(_gelu_kernels(approximate).forward, x, 0.0, out)
+    return _forward(_gelu_kind(approximate), x, 0.0, out)
 
 
 def gelu_backward(grad, x, approximate="none", *, out=None):
     """grad ⊙ (Φ(x) + x φ(x)) (or the tanh form's derivative), from the input x."""
-    return _backward(_gelu_kernels(approximate).backward, grad, x, "x", 0.0, out)
+    return _backward(_gelu_kind(approximate), grad, x, "x", 0.0, out)
 
 
 def swish(x, beta, *, out=None):
     """x σ(beta x); beta shared (scalar) or one per feature (last axis)."""
-    return _param_forward("swish", x, beta, "beta", out)
+    return _param_forward(_SWISH, x, beta, "beta", out)
 
 
 def swish_backward(grad, x, beta, *, out=None):
     """(dx, dbeta): dx = grad ⊙ (σ(βx) + βx σ(βx) σ(-βx)); dbeta = Σ grad ⊙ x² σ(βx) σ(-βx),
     summed over everything (shared beta) or over all but the last axis (per-feature beta)."""
-    return _param_backward("swish", grad, x, beta, "beta", out)
+    return _param_backward(_SWISH, grad, x, beta, "beta", out)
 
 
 def silu(x, *, out=None):
     """x σ(x) (swish with beta = 1)."""
-    return _forward(_SILU[0], x, 0.0, out)
+    return _forward(_SILU, x, 0.0, out)
 
 
 def silu_backward(grad, x, *, out=None):
     """grad ⊙ (σ(x) + x σ(x) σ(-x)), from the input x."""
-    return _backward(_SILU[1], grad, x, "x", 0.0, out)
+    return _backward(_SILU, grad, x, "x", 0.0, out)
 
 
 def _warmup(dtype):

@@ -16,10 +16,8 @@ import math
 
 import numpy as np
 
-from fastdl._kernels.activations import ACTIVATIONS, PARAM_GRADS
-from fastdl._kernels.dense import ACTIVATION_IDS, GRAD_FROM, dense_backward as _backward_kernel
-from fastdl._kernels.dense import dense_forward as _forward_kernel
-from fastdl._ops import kernel_name
+from fastdl._kernels import ops
+from fastdl._kernels.registry import IDS, KERNELS, LEARNABLE, kernel_name
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_float_dtype, check_out
 
 __all__ = ["dense", "dense_backward"]
@@ -31,7 +29,6 @@ _PARAMETERS = {
     "elu": ("alpha", False),
     "swish": ("beta", True),
 }
-_LEARNABLE = tuple(PARAM_GRADS)
 _UNUSED_PARAM = {dtype: np.zeros(1, dtype) for dtype in FLOAT_DTYPES}  # read by no kernel
 # the kernel's walk over W alternates from call to call (a cache hint; results are the same bits)
 _REVERSE = itertools.cycle((False, True))
@@ -75,8 +72,8 @@ def _kernel_and_param(activation, W, params):
     """(kernel name, the activation's parameter as a flat array of size 1 or n_out, its shape)."""
     if not isinstance(activation, str):
         raise TypeError(f"activation must be a name (str), got {type(activation).__name__}")
-    if activation not in ACTIVATION_IDS or activation == "gelu_tanh":
-        names = sorted(n for n in ACTIVATION_IDS if n != "gelu_tanh")
+    if activation not in IDS or activation == "gelu_tanh":
+        names = sorted(n for n in IDS if n != "gelu_tanh")
         raise ValueError(f"unknown activation {activation!r}; expected one of {names}")
     params = dict(params)
     kernel = kernel_name(activation, params)
@@ -85,7 +82,7 @@ def _kernel_and_param(activation, W, params):
     keyword, per_feature = _PARAMETERS.get(activation, (None, False))
     if keyword is None and not params:
         return kernel, _UNUSED_PARAM[W.dtype], ()
-    value = params.pop(keyword, ACTIVATIONS[kernel].default) if keyword else 0.0
+    value = params.pop(keyword, KERNELS[kernel].default) if keyword else 0.0
     if params:
         takes = f"only {keyword}=" if keyword else "no parameters"
         raise TypeError(f"activation {activation!r} takes {takes}, got {sorted(params)}")
@@ -114,8 +111,8 @@ def dense(x, W, b=None, activation="relu", *, out=None, return_preactivation=Fal
     z = np.empty(shape, W.dtype) if return_preactivation else y
     rows = math.prod(x.shape[:-1])  # leading axes flattened into one batch axis
     if y.size:
-        _forward_kernel(ACTIVATION_IDS[activation], x.reshape(rows, -1), W, b, p,
-                        z.reshape(rows, -1), y.reshape(rows, -1), next(_REVERSE))
+        ops().dense_forward(IDS[activation], x.reshape(rows, -1), W, b, p, z.reshape(rows, -1),
+                            y.reshape(rows, -1), next(_REVERSE))
     return (y, z) if return_preactivation else y
 
 
@@ -139,7 +136,7 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     activation, p, p_shape = _kernel_and_param(activation, W, activation_params)
     if activation == "elu" and not p[0] >= 0:
         raise ValueError(f"alpha must be >= 0 to differentiate elu from its output, got {p[0]}")
-    v_name, v = ("y", y) if GRAD_FROM[activation] == "output" else ("z", z)
+    v_name, v = ("y", y) if KERNELS[activation].grad_from == "output" else ("z", z)
     if v is None:
         source = "the output: pass y" if v_name == "y" else "the pre-activation: pass z"
         raise ValueError(f"the derivative of {activation} is computed from {source}")
@@ -150,7 +147,7 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
         if arr.shape != shape:
             raise ValueError(f"{name} has shape {arr.shape}, but x {x.shape} and W {W.shape} give "
                              f"{shape}")
-    learnable = activation in _LEARNABLE
+    learnable = activation in LEARNABLE
     if accumulate and (dW is None or db is None or (learnable and dparam is None)):
         raise ValueError("accumulate=True adds into existing gradients: pass dW, db"
                          + (" and dparam" if learnable else ""))
@@ -162,10 +159,10 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     rows = math.prod(x.shape[:-1])
     dx = np.empty(x.shape if need_dx else (0, W.shape[1]), W.dtype)
     grad2 = grad.reshape(rows, W.shape[0])
-    _backward_kernel(ACTIVATION_IDS[activation], grad2, x.reshape(rows, W.shape[1]), W,
-                     v.reshape(rows, W.shape[0]), p, np.empty_like(grad2),
-                     dx.reshape(rows if need_dx else 0, W.shape[1]), dW, db, dp.reshape(-1),
-                     need_dx, accumulate)
+    ops().dense_backward(IDS[activation], grad2, x.reshape(rows, W.shape[1]), W,
+                         v.reshape(rows, W.shape[0]), p, np.empty_like(grad2),
+                         dx.reshape(rows if need_dx else 0, W.shape[1]), dW, db, dp.reshape(-1),
+                         need_dx, accumulate)
     result = (dx if need_dx else None, dW, db)
     return result + (dp,) if learnable else result
 

@@ -10,7 +10,7 @@ NaN in an input propagates to the loss and the gradient; no finiteness check is 
 """
 import numpy as np
 
-from fastdl._kernels import losses as _kernels
+from fastdl._kernels import ops
 from fastdl._validation import as_float_array, check_out, check_same_shape
 
 __all__ = ["mse_loss", "binary_cross_entropy_with_logits", "softmax_cross_entropy"]
@@ -43,7 +43,7 @@ def _elementwise_loss(kernel, x, x_name, target, grad_out):
     check_same_shape(target, "target", x, x_name)
     grad = _grad_buffer(grad_out, x, target)
     row_loss = np.empty(x.shape[0], np.float64)
-    loss = kernel(_rows(x), _rows(target), _rows(grad), row_loss)
+    loss = getattr(ops(), kernel)(_rows(x), _rows(target), _rows(grad), row_loss)
     return float(loss), grad
 
 
@@ -55,7 +55,7 @@ def mse_loss(pred, target, *, grad_out=None):
     This is ½‖x − x̂‖² per sample; ``torch.nn.functional.mse_loss(reduction="mean")`` equals
     2L/D for D features per sample.
     """
-    return _elementwise_loss(_kernels.mse_loss, pred, "pred", target, grad_out)
+    return _elementwise_loss("mse_loss", pred, "pred", target, grad_out)
 
 
 def binary_cross_entropy_with_logits(logits, target, *, grad_out=None):
@@ -65,7 +65,7 @@ def binary_cross_entropy_with_logits(logits, target, *, grad_out=None):
     ∂L/∂z = (σ(z) − t)/N.  Stable for any finite logit (±1e4 give exact values).
     ``torch.nn.functional.binary_cross_entropy_with_logits(reduction="sum") / N`` equals L.
     """
-    return _elementwise_loss(_kernels.binary_cross_entropy_with_logits, logits, "logits",
+    return _elementwise_loss("binary_cross_entropy_with_logits", logits, "logits",
                              target, grad_out)
 
 
@@ -93,16 +93,16 @@ def softmax_cross_entropy(logits, labels, *, grad_out=None):
             raise ValueError(f"labels must lie in [0, {n_classes}) for {n_classes} classes, "
                              f"got values in [{target.min()}, {target.max()}]")
         target = np.ascontiguousarray(target, dtype=np.intp)
-        kernel = _kernels.softmax_cross_entropy_labels
+        kernel = "softmax_cross_entropy_labels"
     elif target.ndim == 2:
         target = as_float_array(target, "labels", dtype=z.dtype)
         check_same_shape(target, "labels", z, "logits")
-        kernel = _kernels.softmax_cross_entropy_probs
+        kernel = "softmax_cross_entropy_probs"
     else:
         raise ValueError(f"labels must be class indices (N,) or target rows (N, C), got shape {target.shape}")
     grad = _grad_buffer(grad_out, z, target)
     row_loss = np.empty(n, np.float64)
-    return float(kernel(z, target, grad, row_loss)), grad
+    return float(getattr(ops(), kernel)(z, target, grad, row_loss)), grad
 
 
 def _warmup(dtype):

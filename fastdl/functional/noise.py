@@ -9,7 +9,8 @@ import operator
 
 import numpy as np
 
-from fastdl._kernels import noise as _kernels
+from fastdl._kernels import ops
+from fastdl._kernels.random import noise_key
 from fastdl._validation import as_float_array, check_out
 
 __all__ = ["dropout", "dropout_backward", "masking_noise", "gaussian_noise"]
@@ -36,7 +37,7 @@ def _probability(p, name="p"):
 
 def _prepare(x, name, out, seed, step, stream):
     x = as_float_array(x, name)
-    key = _kernels.noise_key(_counter(seed, "seed"), _counter(step, "step"), _counter(stream, "stream"))
+    key = noise_key(_counter(seed, "seed"), _counter(step, "step"), _counter(stream, "stream"))
     return x, check_out(out, x.shape, x.dtype, inputs=(x,)), key
 
 
@@ -53,7 +54,7 @@ def dropout(x, p, *, seed, step, stream=0, training=True, out=None):
             return x
         np.copyto(out_arr, x)
         return out_arr
-    _kernels.dropout(x, p, key, out_arr)
+    ops().dropout(x, p, key, out_arr)
     return out_arr
 
 
@@ -61,7 +62,7 @@ def dropout_backward(grad, p, *, seed, step, stream=0, out=None):
     """∂L/∂x = ∂L/∂y·m/(1−p), with the mask of the forward call with the same (seed, step, stream)."""
     p = _probability(p)
     grad, out_arr, key = _prepare(grad, "grad", out, seed, step, stream)
-    _kernels.dropout_backward(grad, p, key, out_arr)
+    ops().dropout_backward(grad, p, key, out_arr)
     return out_arr
 
 
@@ -70,7 +71,7 @@ def masking_noise(x, p, *, seed, step, stream=0, out=None):
     the others unchanged (no rescaling)."""
     p = _probability(p)
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
-    _kernels.masking_noise(x, p, key, out_arr)
+    ops().masking_noise(x, p, key, out_arr)
     return out_arr
 
 
@@ -80,7 +81,7 @@ def gaussian_noise(x, sigma, *, seed, step, stream=0, out=None):
     if not (sigma >= 0.0 and np.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
-    _kernels.gaussian_noise(x, sigma, key, out_arr)
+    ops().gaussian_noise(x, sigma, key, out_arr)
     return out_arr
 
 

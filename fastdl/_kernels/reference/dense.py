@@ -1,4 +1,4 @@
-"""Plain-numpy float64 reference of the dense layer: the specification of ``fastdl._kernels.dense``.
+"""Plain-numpy float64 reference of the dense layer: the specification of every backend's dense kernels.
 
 ``p`` is the activation's parameter: a scalar, or one value per output feature (n_out,).
 """

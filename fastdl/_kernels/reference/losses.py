@@ -1,4 +1,4 @@
-"""Float64 numpy references for ``fastdl._kernels.losses``: each returns ``(loss, grad)``.
+"""Float64 numpy references for every backend's losses: each returns ``(loss, grad)``.
 
 Every loss is the per-sample loss averaged over the batch of N rows; the gradient is ∂L/∂x.
 """

@@ -1,4 +1,4 @@
-"""Numpy references for ``fastdl._kernels.noise``: the same counter-based bits, in uint64 arrays
+"""Numpy references for every backend's noise kernels: the same counter-based bits, in uint64 arrays
 (numpy array arithmetic wraps modulo 2^64 like the kernels), then float64 math."""
 import numpy as np
 

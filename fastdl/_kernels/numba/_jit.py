@@ -98,13 +98,15 @@ numba.get_num_threads()
 
 
 def _kernel_sources_digest():
-    """A digest of every kernel module: the .py files beside this one."""
+    """A digest of every module a kernel may read when it compiles: the .py files beside this one
+    and those of the shared kernel package above (coefficients, work split, activation table)."""
     here = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read())
+    for folder in (here, os.path.dirname(here)):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + b"\0" + f.read())
     return digest.hexdigest()
 
 

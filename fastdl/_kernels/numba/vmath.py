@@ -68,7 +68,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastdl._kernels._jit import jit
+from fastdl._kernels import coefficients as C
+from fastdl._kernels.numba._jit import jit
 
 FLAGS = {"contract"}  # why not the project's FASTMATH: see the module docstring
 vjit = partial(jit, fastmath=FLAGS, forceinline=True)
@@ -286,23 +287,8 @@ def _flip_negative(builder, bits, int_type):
 
 # ---------------------------------------------------------------- exp, expm1
 
-_LOG2E = 1.4426950408889634
-# ln2 = hi + lo; hi has trailing zero bits, so k*hi is exact for every k reached here.
-_LN2_HI32, _LN2_LO32 = 0.693145751953125, 1.428606765330187e-06
-_LN2_HI64, _LN2_LO64 = 0.6931471803691238, 1.9082149292705877e-10
-# expm1(r) = r + r²/2 + r³ q(r) on |r| <= ln2/2; Chebyshev fits, relative error 1e-9 / 1e-18.
-_EXPM1_Q32 = (0.1666666716337204, 0.041666556149721146, 0.00833332072943449,
-              0.0013926175888627768, 0.00019882690685335547)
-_EXPM1_Q64 = (0.16666666666666669, 0.041666666666666664, 0.008333333333330065,
-              0.0013888888888886554, 0.00019841269863040545, 2.4801587317135164e-05,
-              2.7557268480310024e-06, 2.755728298405588e-07, 2.5100375832561234e-08,
-              2.091122972975856e-09)
-_expm1_q = _polynomial(_EXPM1_Q32, _EXPM1_Q64)
-# float32 e^r on |r| <= ln2/2 (and 1% more): degree 6 with c0 = c1 = 1, a minimax fit with each
-# coefficient rounded to float32 in turn, relative error 4e-9
-_EXP_P32 = (1.0, 1.0, 0.4999999701976776, 0.16666513681411743, 0.04166729375720024,
-            0.00836959108710289, 0.001388673554174602)
-_exp_p = _polynomial(_EXP_P32)
+_expm1_q = _polynomial(C.EXPM1_Q32, C.EXPM1_Q64)
+_exp_p = _polynomial(C.EXP_P32)
 
 
 def _exp_reduced(r):
@@ -322,9 +308,9 @@ def _exp_sum(hi, lo):
     """e^(hi + lo) for |lo| << 1 and hi + lo within the clamps of exp; lo carries bits that hi,
     rounded, could not (erfc's -z²)."""
     T = type(hi)
-    n = _nearest_int(hi * T(_LOG2E))  # lo moves r by at most an ulp of hi past ln2/2
+    n = _nearest_int(hi * T(C.LOG2E))  # lo moves r by at most an ulp of hi past ln2/2
     k = T(n)
-    r = ((hi - k * _pick(hi, _LN2_HI32, _LN2_HI64)) - k * _pick(hi, _LN2_LO32, _LN2_LO64)) + lo
+    r = ((hi - k * _pick(hi, C.LN2_HI32, C.LN2_HI64)) - k * _pick(hi, C.LN2_LO32, C.LN2_LO64)) + lo
     return _ldexp(_exp_reduced(r), n)
 
 
@@ -362,8 +348,8 @@ def expm1(x):
     T = type(x)
     # e^lowest < ulp(1)/4, so expm1 is -1 below it
     clamped = _clamp(x, _pick(x, -30.0, -60.0), _pick(x, 89.0, 710.0))
-    k = np.rint(clamped * T(_LOG2E))
-    r = (clamped - k * _pick(x, _LN2_HI32, _LN2_HI64)) - k * _pick(x, _LN2_LO32, _LN2_LO64)
+    k = np.rint(clamped * T(C.LOG2E))
+    r = (clamped - k * _pick(x, C.LN2_HI32, C.LN2_HI64)) - k * _pick(x, C.LN2_LO32, C.LN2_LO64)
     # e^x - 1 = 2 (t p + (t - 1/2)) with t = 2^(k-1), p = expm1(r): exact for k = 0, t stays finite
     t = _pow2(k - T(1.0))
     y = T(2.0) * (t * _expm1_poly(r) + (t - T(0.5)))
@@ -372,12 +358,7 @@ def expm1(x):
 
 # ---------------------------------------------------------------- log, log1p
 
-# log(1+f) = f - f²/2 + s (f²/2 + R(s²)), s = f / (2 + f): fdlibm's / musl's minimax R(z) / z
-_LOG_R32 = (0.66666662693, 0.40000972152, 0.28498786688, 0.24279078841)
-_LOG_R64 = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
-            2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
-            1.479819860511658591e-01)
-_log_r = _polynomial(_LOG_R32, _LOG_R64)
+_log_r = _polynomial(C.LOG_R32, C.LOG_R64)
 
 
 @vjit
@@ -390,8 +371,8 @@ def _log_core(u, c):
     z = s * s
     half_f2 = T(0.5) * f * f
     r = z * _log_r(z)
-    low = k * _pick(u, _LN2_LO32, _LN2_LO64) + c
-    return s * (half_f2 + r) + low - half_f2 + f + k * _pick(u, _LN2_HI32, _LN2_HI64)
+    low = k * _pick(u, C.LN2_LO32, C.LN2_LO64) + c
+    return s * (half_f2 + r) + low - half_f2 + f + k * _pick(u, C.LN2_HI32, C.LN2_HI64)
 
 
 @vjit
@@ -428,14 +409,7 @@ def log1p(x):
 # ---------------------------------------------------------------- tanh
 
 
-# float32 tanh x = c P(c²) / Q(c²), c = x clamped to ±9 (beyond, tanh rounds to ±1): P, Q of
-# degree 4 / 4 with positive coefficients, fitted with each coefficient rounded to float32 in turn,
-# relative error 3e-8
-_TANH_P32 = (1.0, 0.13385631144046783, 0.003500886494293809, 2.0689007214969024e-05,
-             1.3450836000572508e-08)
-_TANH_Q32 = (1.0, 0.4671895503997803, 0.025897584855556488, 0.0003293992776889354,
-             7.819043617018906e-07)
-_tanh_p, _tanh_q = _polynomial(_TANH_P32), _polynomial(_TANH_Q32)
+_tanh_p, _tanh_q = _polynomial(C.TANH_P32), _polynomial(C.TANH_Q32)
 
 
 def _tanh(x):
@@ -469,39 +443,10 @@ def tanh(x):
 
 # ---------------------------------------------------------------- erf, erfc
 
-# erf(x) = x + x P(x²) on |x| <= 1 / 0.75 (Chebyshev fits, relative error 1.3e-9 / 8e-19)
-_ERF_P32 = (0.12837916612625122, -0.3761262595653534, 0.11283594369888306, -0.02685421146452427,
-            0.005189087241888046, -0.000801686430349946, 7.875874871388078e-05)
-_ERF_P64 = (0.1283791670955126, -0.37612638903183715, 0.11283791670952596, -0.026866170644428485,
-            0.005223977615420539, -0.0008548326188759752, 0.00012055289567541706,
-            -1.4924196305569617e-05, 1.643068417974155e-06, -1.5940066854661717e-07,
-            1.1472499701094691e-08)
-_erf_p = _polynomial(_ERF_P32, _ERF_P64)
-# float32 erf beyond 1: erfc(a) = e^{S(a - 2.5) - a²} on [1, 3.93] (erf rounds to 1 beyond);
-# S fitted to log(erfc(a)) + a², absolute error < 2e-9
-_ERF_S32 = (-1.556815266609192, -0.35268068313598633, 0.05610625818371773, -0.010858450084924698,
-            0.0021654213778674603, -0.00042022322304546833, 7.718468987150118e-05,
-            -1.3284042324812617e-05, 1.666447701609286e-06)
-_erf_s = _polynomial(_ERF_S32)
-# erfcx(a) = e^{a²} erfc(a) for a >= 0, up to where erfc underflows (10.25 / 27.3):
-# float32: P(a) / Q(a) of degree 4 / 5, all coefficients positive (so Horner's sums do not cancel),
-# fitted with each coefficient rounded to float32 in turn, relative error 1.4e-8;
-# float64: W(y) / (1 + 2a), y = (a - K) / (a + K), K = 4 (Weideman's form, W a Chebyshev fit of
-# degree 22, relative error 1.2e-17)
-_ERFCX_P32 = (1.0, 1.2451696395874023, 0.7386563420295715, 0.2325642853975296, 0.03348955884575844)
-_ERFCX_Q32 = (1.0, 2.373549222946167, 2.4169108867645264, 1.338521122932434, 0.41223281621932983,
-              0.05935809761285782)
-_erfcx_p, _erfcx_q = _polynomial(_ERFCX_P32), _polynomial(_ERFCX_Q32)
-_SQRT1_2 = 0.7071067811865476  # 1/√2: normal_tail's erfcx argument
-_ERFC_K64 = 4.0
-_ERFC_W64 = (1.2329951186255526, -0.13962111684056283, 0.015379652102621225, 0.06809705425473195,
-             -0.10103906603638212, 0.09373283499695562, -0.06633036581080073, 0.03716751556039361,
-             -0.016197734068137334, 0.005031969769427061, -0.000757773277416026,
-             -0.0001992555488219761, 0.00015062197006674788, -2.4403149482077205e-05,
-             -1.1224076731817858e-05, 5.7181323323262435e-06, 3.0027247744395825e-07,
-             -8.359072083251654e-07, 6.351906535547641e-08, 1.1624772096494892e-07,
-             -7.837865916306315e-09, -1.4078643475972477e-08, -1.9456064972434173e-09)
-_erfc_w = _polynomial(None, _ERFC_W64)
+_erf_p = _polynomial(C.ERF_P32, C.ERF_P64)
+_erf_s = _polynomial(C.ERF_S32)
+_erfcx_p, _erfcx_q = _polynomial(C.ERFCX_P32), _polynomial(C.ERFCX_Q32)
+_erfc_w = _polynomial(None, C.ERFC_W64)
 
 
 @vjit
@@ -547,7 +492,7 @@ def _erfcx(a):
 def _erfcx_overload(a):
     if a == types.float32:
         return lambda a: _erfcx_p(a) / _erfcx_q(a)
-    return lambda a: _erfc_w((a - _ERFC_K64) / (a + _ERFC_K64)) / (1.0 + 2.0 * a)
+    return lambda a: _erfc_w((a - C.ERFC_K64) / (a + C.ERFC_K64)) / (1.0 + 2.0 * a)
 
 
 @vjit
@@ -571,7 +516,7 @@ def normal_tail(t):
     highest = _pick(t, 14.5, 38.61)
     t = t if t < highest else highest
     e = _exp_neg_square(t, T(0.5))
-    return T(0.5) * e * _erfcx(t * T(_SQRT1_2)), e
+    return T(0.5) * e * _erfcx(t * T(C.SQRT1_2)), e
 
 
 def _erfc_for_erf(a):

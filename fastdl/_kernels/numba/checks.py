@@ -8,7 +8,7 @@ losses, noise and optimizers all use these two numbers.
 import numpy as np
 from numba import prange
 
-from fastdl._kernels._jit import jit, pjit
+from fastdl._kernels.numba._jit import jit, pjit
 
 CHUNK = 1 << 14
 SERIAL_MAX = 1 << 15

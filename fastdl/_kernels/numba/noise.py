@@ -5,30 +5,27 @@ Element i of a draw gets the 64 random bits ``element_bits(key, i) = mix64(key +
 (splitmix64's output function at position i), a pure function of the draw's ``key`` and the
 element's flat C-order index. Masks and noise therefore do not depend on the thread count, the
 chunking or the dtype, and a backward pass can recompute a forward mask instead of storing it.
-``key = noise_key(seed, step, stream)`` names one draw: e.g. (run seed, training step, layer).
+``key = fastdl._kernels.random.noise_key(seed, step, stream)`` names one draw: e.g. (run seed,
+training step, layer).
 
 Kernels take C-contiguous arrays of any shape and write ``out`` (x's shape and dtype; may be x).
 """
-import math
 
 import numpy as np
 from numba import prange
 
-from fastdl._kernels import vmath
-from fastdl._kernels._jit import jit, pjit, specialize
-from fastdl._kernels.checks import CHUNK, SERIAL_MAX
+from fastdl._kernels import coefficients as C
+from fastdl._kernels.numba import vmath
+from fastdl._kernels.numba._jit import jit, pjit, specialize
+from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, splitmix64's increment
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+_GAMMA = np.uint64(C.GAMMA)
+_MIX1 = np.uint64(C.MIX1)
+_MIX2 = np.uint64(C.MIX2)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO_POW_53 = 2.0 ** 53
 _TWO_POW_M32 = 2.0 ** -32
 
-# Taylor coefficients of sin(2πw) in w (odd powers up to 21): for |w| ≤ 1/4 the first omitted
-# term is below 3e-16, so one polynomial serves float32 and float64.
-_SIN_2PI = tuple((-1) ** k * (2 * math.pi) ** (2 * k + 1) / math.factorial(2 * k + 1)
-                 for k in range(11))
 
 
 @jit
@@ -37,19 +34,6 @@ def mix64(z):
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
-
-
-@jit
-def _noise_key(seed, step, stream):
-    key = mix64(np.uint64(seed) + _GAMMA)
-    key = mix64(key + np.uint64(step))
-    return mix64(key + np.uint64(stream))
-
-
-def noise_key(seed, step, stream=0):
-    """The key of one draw, as ``np.uint64`` (a Python int would reach numba as int64 and compile
-    a second signature). For a fixed seed, distinct (step, stream) give distinct keys."""
-    return np.uint64(_noise_key(seed, step, stream))
 
 
 @jit
@@ -83,9 +67,9 @@ def _cos_2pi(u):
     T = type(u)
     w = T(0.25) - abs(u - T(0.5))
     w2 = w * w
-    acc = T(_SIN_2PI[10])
+    acc = T(C.SIN_2PI[10])
     for k in range(9, -1, -1):
-        acc = acc * w2 + T(_SIN_2PI[k])
+        acc = acc * w2 + T(C.SIN_2PI[k])
     return -(acc * w)
 
 

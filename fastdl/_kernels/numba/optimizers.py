@@ -23,8 +23,8 @@ import math
 import numpy as np
 from numba import prange
 
-from fastdl._kernels._jit import jit, pjit, specialize
-from fastdl._kernels.checks import CHUNK, SERIAL_MAX, all_finite, chunk_bounds
+from fastdl._kernels.numba._jit import jit, pjit, specialize
+from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX, all_finite, chunk_bounds
 
 
 def _step_template(p, g, state, sc, check_finite):

@@ -40,16 +40,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from fastdl._kernels import vmath
-from fastdl._kernels._jit import FASTMATH, inline_jit, jit, pjit, specialize
-from fastdl._kernels.checks import CHUNK, SERIAL_MAX
+from fastdl._kernels import coefficients as C
+from fastdl._kernels.numba import vmath
+from fastdl._kernels.numba._jit import FASTMATH, inline_jit, jit, pjit, specialize
+from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX
 
 # Sums whose order must not depend on how a loop was vectorised: no 'reassoc'.
 ordered_jit = partial(inline_jit, fastmath=FASTMATH - {"reassoc"})
 
-_INV_SQRT2PI = 0.3989422804014327  # 1/sqrt(2*pi)
-_TWO_SQRT2_PI = 1.5957691216057308  # 2*sqrt(2/pi): gelu_tanh uses sigma(2u) = (1 + tanh u)/2
-_GELU_CUBIC = 0.044715
 
 PAIRWISE_BLOCK = 256  # parameter-gradient terms summed pairwise per block of this many
 NARROW_ROW = 16  # softmax rows narrower than this (a float32 vector) take _softmax_narrow_rows
@@ -177,7 +175,7 @@ def _normal_cdf_parts(x):
     relative accuracy in the left tail (Φ(x) = Φ(-|x|) there; 1 + erf would cancel)."""
     T = type(x)
     tail, e = vmath.normal_tail(abs(x))
-    return (tail if x < T(0.0) else T(1.0) - tail), T(_INV_SQRT2PI) * e
+    return (tail if x < T(0.0) else T(1.0) - tail), T(C.INV_SQRT2PI) * e
 
 
 @inline_jit
@@ -197,16 +195,16 @@ def gelu_grad(x, p):
 def gelu_tanh_elem(x, p):
     """x (1 + tanh u) / 2 = x σ(2u), u = √(2/π)(x + 0.044715 x³) (torch's approximate='tanh')."""
     T = type(x)
-    return _scaled(x, _sigmoid_parts(T(_TWO_SQRT2_PI) * (x + T(_GELU_CUBIC) * x * x * x))[0])
+    return _scaled(x, _sigmoid_parts(T(C.TWO_SQRT2_PI) * (x + T(C.GELU_CUBIC) * x * x * x))[0])
 
 
 @inline_jit
 def gelu_tanh_grad(x, p):
     """σ(2u) + x σ'(2u) · 2u'(x), from the input x."""
     T = type(x)
-    s, ds = _sigmoid_parts(T(_TWO_SQRT2_PI) * (x + T(_GELU_CUBIC) * x * x * x))
+    s, ds = _sigmoid_parts(T(C.TWO_SQRT2_PI) * (x + T(C.GELU_CUBIC) * x * x * x))
     xt = _tamed(x)
-    return s + xt * T(_TWO_SQRT2_PI) * (T(1.0) + T(3.0 * _GELU_CUBIC) * xt * xt) * ds
+    return s + xt * T(C.TWO_SQRT2_PI) * (T(1.0) + T(3.0 * C.GELU_CUBIC) * xt * xt) * ds
 
 
 @inline_jit

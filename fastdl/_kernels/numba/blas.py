@@ -22,7 +22,7 @@ from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 from threadpoolctl import threadpool_info
 
-from fastdl._kernels._jit import jit
+from fastdl._kernels.numba._jit import jit
 
 NO_TRANS = 78  # ord('N')
 TRANS = 84  # ord('T')

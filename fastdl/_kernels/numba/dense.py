@@ -55,9 +55,9 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 # uncacheable; this intrinsic (what numba's own parfor lowering uses) calls the symbol by name.
 from numba.np.ufunc.parallel import _iget_num_threads
 
-from fastdl._kernels import activations
-from fastdl._kernels._jit import jit, pjit, specialize
-from fastdl._kernels.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
+from fastdl._kernels.numba import activations
+from fastdl._kernels.numba._jit import jit, pjit, specialize
+from fastdl._kernels.numba.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
                                   gemm, gemv, small_kernel_columns)
 
 # multiply-adds at or below which a parallel region's work runs on the calling thread (a GEMM
