@@ -102,12 +102,15 @@ def _extensions():
     except ImportError as exc:
         _say(f"{exc.name} is not installed at build time: the Cython backend is not built")
         return []
+    sources = sorted(glob.glob(os.path.join(CYTHON_DIR, "*.pyx")))
+    if not sources:
+        return []
     _write_coefficients_header()
     modules = [Extension(f"fastdl._kernels.cython.{os.path.basename(path)[:-4]}", [path],
                          language="c++", include_dirs=[numpy.get_include(), CYTHON_DIR],
                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                          optional=True)
-               for path in sorted(glob.glob(os.path.join(CYTHON_DIR, "*.pyx")))]
+               for path in sources]
     return cythonize(modules, compiler_directives={"language_level": 3, "boundscheck": False,
                                                    "wraparound": False, "cdivision": True,
                                                    "initializedcheck": False},
