@@ -1,8 +1,11 @@
 """``fastdl.warmup()``: compile the kernels ahead of time instead of on first use.
 
-Each module with kernels provides a function ``_warmup(dtype)`` that calls its public functions
-once on tiny arrays of that dtype; listing it in ``STEPS`` (one line) makes ``warmup()`` run it for
-float32 and float64. Compiled code goes to numba's on-disk cache, so later processes load it.
+Only the numba backend compiles (the Cython one was compiled at install, and warming it up takes
+milliseconds). Each module with kernels provides a function ``_warmup(dtype)`` that calls its
+public functions once on tiny arrays of that dtype, in every variant that reaches a kernel with
+other argument types (the models' step: tied weights, each loss, noise); listing it in ``STEPS``
+(one line) makes ``warmup()`` run it for float32 and float64. Compiled code goes to numba's
+on-disk cache, so later processes load it.
 """
 import importlib
 import time
@@ -16,6 +19,7 @@ STEPS = (
     "fastdl.functional.losses:_warmup",
     "fastdl.functional.noise:_warmup",
     "fastdl.functional.dense:_warmup",
+    "fastdl.models:_warmup",
 )
 
 

@@ -90,7 +90,7 @@ def _mean_std(values):
 
 
 def demo(args):
-    from fastdl import get_num_threads
+    from fastdl import get_backend, get_num_threads
     from fastdl.datasets import load_digits, train_test_split
 
     X, y = load_digits()
@@ -98,14 +98,14 @@ def demo(args):
     sizes = "-".join(str(s) for s in [X.shape[1]] + args.hidden + [10])
     print(f"fastdl demo: stacked denoising autoencoder {sizes} ({args.activation}, corruption "
           f"{args.corruption}) on the digits, {len(Xtr)} train / {len(Xte)} test, {args.seeds} seeds, "
-          f"{get_num_threads()} threads")
-    # One short untimed run first: it compiles (or loads from numba's cache) every kernel the demo
-    # uses, so the epoch times below measure training, not the JIT.
+          f"{get_num_threads()} threads, {get_backend()} kernels")
+    # One short untimed run first: on the numba backend it compiles (or loads from numba's cache)
+    # every kernel the demo uses, so the epoch times below measure training, not the JIT.
     started = time.perf_counter()
     warm = argparse.Namespace(**{**vars(args), "epochs": 1, "pretrain_epochs": 1})
     _fit(_stack(warm, X.shape[1], 10, 0), Xtr[:2 * args.batch_size], ytr[:2 * args.batch_size], warm, True)
-    print(f"kernels compiled or loaded from the cache in {time.perf_counter() - started:.1f} s "
-          f"(not part of the timings below)")
+    how = "compiled or loaded from the cache" if get_backend() == "numba" else "ready"
+    print(f"kernels {how} in {time.perf_counter() - started:.2f} s (not part of the timings below)")
     rows = {True: [], False: []}
     keep = {}
     for seed in range(args.seeds):

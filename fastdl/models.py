@@ -765,3 +765,23 @@ class StackedAutoencoder(Network):
 
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (Network, MLP, Autoencoder, StackedAutoencoder)}
+
+
+def _warmup(dtype):
+    """Fit and run each kind of model once on a few rows of ``dtype`` (``fastdl.warmup`` calls
+    this): what the models compile beyond the functional kernels, such as a tied decoder's
+    transposed weights, corruption, dropout, every loss and the fused output heads."""
+    X = np.random.default_rng(0).random((5, 4)).astype(dtype)
+    labels = np.arange(5) % 2
+    net = StackedAutoencoder([4, 3], 2, activation="relu", corruption=("mask", 0.2), dropout=0.1,
+                             dtype=dtype)
+    net.fit(X, labels, pretrain_epochs=1, epochs=1, batch_size=2)
+    net.predict_proba(X)
+    ae = Autoencoder(4, 3, corruption=("gaussian", 0.1), loss="bce", dtype=dtype)
+    ae.fit(X, epochs=1, batch_size=2)
+    ae.reconstruct(X)
+    ae.decode(ae.encode(X))
+    for output, targets in (("sigmoid", X[:, :2]), ("identity", X[:, :2])):
+        mlp = MLP([4, 3, 2], output=output, dtype=dtype)
+        mlp.fit(X, targets, epochs=1, batch_size=2)
+        mlp.predict(X)

@@ -21,11 +21,13 @@ import fastdl
 PACKAGE = os.path.dirname(fastdl.__file__)
 
 
-def _run(script, directory, **env):
+def _run(script, directory, own_cache=True, **env):
     """Run ``script`` in a fresh interpreter started in ``directory`` (``-c`` puts the working
-    directory first on sys.path), with the numba cache in directory/cache; returns its last line."""
-    env = {**{k: v for k, v in os.environ.items() if k != "FASTDL_NO_CACHE"},
-           "NUMBA_CACHE_DIR": str(directory / "cache"), **env}
+    directory first on sys.path), with the numba cache in directory/cache (``own_cache``) or where
+    this process has it; returns its last line."""
+    env = {**{k: v for k, v in os.environ.items() if k != "FASTDL_NO_CACHE"}, **env}
+    if own_cache:
+        env["NUMBA_CACHE_DIR"] = str(directory / "cache")
     run = subprocess.run([sys.executable, "-c", script], env=env, cwd=directory,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -51,7 +53,7 @@ def test_an_edit_to_any_kernel_module_recompiles_every_kernel(tmp_path):
 
     assert hits_and_misses() == [0, 1]  # compiled
     assert hits_and_misses() == [1, 0]  # loaded from the cache
-    with open(tmp_path / "fastdl" / "_kernels" / "vmath.py", "a") as f:
+    with open(tmp_path / "fastdl" / "_kernels" / "numba" / "vmath.py", "a") as f:
         f.write("\n# an edit in another kernel module\n")
     assert hits_and_misses() == [0, 1]  # compiled again: checks.py itself did not change
     assert hits_and_misses() == [1, 0]
@@ -64,3 +66,51 @@ def test_cached_kernel_loads_in_a_fresh_process(tmp_path):
     script = "from fastdl._kernels.numba import dense; print(dense._split(100, 100, True, 10**9, 1))"
     for _ in range(2):  # the first run compiles and caches _split, the second loads it
         assert _run(script, tmp_path).startswith("(")
+
+
+COMPILES_AFTER_WARMUP = textwrap.dedent("""
+    import gc, json
+    import numpy as np
+    from numba.core import event
+    from numba.core.dispatcher import Dispatcher
+    import fastdl
+
+    compiles = []
+    class Count(event.Listener):
+        def on_start(self, e):
+            compiles.append(e.data["dispatcher"].py_func.__qualname__)
+        def on_end(self, e):
+            pass
+    event.register("numba:compile", Count())
+
+    def signatures():
+        return {(d.py_func.__qualname__, sig) for d in gc.get_objects()
+                if isinstance(d, Dispatcher) for sig in d.overloads}
+
+    fastdl.warmup()
+    warm = signatures()
+    rng = np.random.default_rng(1)
+    X = rng.random((300, 64), dtype=np.float32)
+    y = rng.integers(0, 10, 300)
+    for tied in (True, False):
+        net = fastdl.StackedAutoencoder([64, 48, 24], 10, activation="relu", tied=tied,
+                                        corruption=("mask", 0.2), dropout=0.1, seed=0)
+        net.fit(X, y, pretrain_epochs=2, epochs=2, batch_size=32, validation_fraction=0.1)
+        net.score(X, y)
+    ae = fastdl.Autoencoder(64, 16, corruption=("gaussian", 0.1), loss="bce")
+    ae.fit(X, epochs=1, batch_size=64)
+    fastdl.MLP([64, 32, 10], activation="tanh", dtype=np.float64).fit(X, y, epochs=1)
+    print(json.dumps([len(compiles), sorted(str(s) for s in signatures() - warm)]))
+""")
+
+
+def test_after_warmup_nothing_compiles_again(tmp_path):
+    """After ``fastdl.warmup()`` in one process, a fresh process compiles nothing in its own
+    warmup (all of it loads from the cache), and its fits, like the demo's, need no signature the
+    warmup did not already load (numba backend). The cache is the test run's own, so what other
+    tests compiled is loaded, not compiled again."""
+    _run("import fastdl; print(fastdl.warmup())", tmp_path, own_cache=False,
+         FASTDL_BACKEND="numba")
+    compiled, new_in_fits = json.loads(_run(COMPILES_AFTER_WARMUP, tmp_path, own_cache=False,
+                                            FASTDL_BACKEND="numba"))
+    assert (compiled, new_in_fits) == (0, [])
