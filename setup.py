@@ -27,7 +27,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CYTHON_DIR = os.path.join("fastdl", "_kernels", "cython")
-COMPILE_ARGS = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math"]
+COMPILE_ARGS = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
 OPENMP_FLAG = "-fopenmp"
 
 
@@ -111,10 +111,14 @@ def _extensions():
                          define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
                          optional=True)
                for path in sources]
-    return cythonize(modules, compiler_directives={"language_level": 3, "boundscheck": False,
-                                                   "wraparound": False, "cdivision": True,
-                                                   "initializedcheck": False},
-                     nthreads=os.cpu_count() or 1, quiet=True)
+    directives = {"language_level": 3, "boundscheck": False, "wraparound": False,
+                  "cdivision": True, "initializedcheck": False}
+    try:
+        return cythonize(modules, compiler_directives=directives, nthreads=os.cpu_count() or 1,
+                         quiet=True)
+    except Exception as exc:  # noqa: BLE001 - Cython's CompileError, or any other failure
+        _say(f"Cython could not translate the backend ({exc}); fastdl will use numba")
+        return []
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

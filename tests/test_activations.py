@@ -9,16 +9,20 @@ Exact GELU gets no such growth: it takes e^{-x²/2} from x's exact square, so it
 few ulp in the far left tail, where the condition number is x².
 Results below the smallest normal number may flush to zero.
 """
-import numba
 import numpy as np
 import pytest
 
-from fastdl._kernels.numba import activations as K
-from fastdl._kernels.numba._jit import jit
+import fastdl
+from fastdl._kernels import ops
 from fastdl._kernels.reference import activations as R
+from fastdl._kernels.registry import IDS, KERNELS
+from fastdl._kernels.split import SERIAL_MAX
+
+# every test on every backend (conftest.py); the few on numba's internals say so
+pytestmark = pytest.mark.usefixtures("backend")
 
 DTYPES = (np.float32, np.float64)
-ELEMENTWISE = [name for name in K.ACTIVATIONS if name != "softmax"]
+ELEMENTWISE = [name for name in KERNELS if name != "softmax"]
 # a parameter value per activation that is not the trivial default
 PARAMS = {"leaky_relu": 0.1, "prelu": 0.3, "elu": 1.5, "swish": 1.7}
 # float32 forward: allowed ulp error per unit of (1 + condition number)
@@ -27,7 +31,7 @@ RTOL64 = 1e-14  # float64 relative error per unit of (1 + condition number)
 
 
 def _param(name):
-    return PARAMS.get(name, K.ACTIVATIONS[name].default)
+    return PARAMS.get(name, KERNELS[name].default)
 
 
 def _inputs(dtype, n=2000, seed=0):
@@ -43,16 +47,15 @@ def _inputs(dtype, n=2000, seed=0):
 def _forward(name, x, p=None):
     out = np.empty_like(x)
     p = _param(name) if p is None else p
-    K.ACTIVATIONS[name].forward(x, float(p), out)
+    ops().activation_forward(IDS[name], x, float(p), out)
     return out
 
 
 def _backward(name, g, x, p=None):
-    act = K.ACTIVATIONS[name]
     p = _param(name) if p is None else p
-    v = _forward(name, x, p) if act.grad_from == "output" else x
+    v = _forward(name, x, p) if KERNELS[name].grad_from == "output" else x
     out = np.empty_like(x)
-    act.backward(g, v, float(p), out)
+    ops().activation_backward(IDS[name], g, v, float(p), out)
     return out
 
 
@@ -88,7 +91,7 @@ def _condition(name, x64, p):
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_forward_matches_reference(name, dtype):
     # a size above SERIAL_MAX runs the parallel branch too
-    x = np.concatenate([_inputs(dtype), np.linspace(-8, 8, K.SERIAL_MAX + 1000, dtype=dtype)])
+    x = np.concatenate([_inputs(dtype), np.linspace(-8, 8, SERIAL_MAX + 1000, dtype=dtype)])
     p = _param(name)
     got = _forward(name, x)
     x64 = x.astype(np.float64)
@@ -150,6 +153,8 @@ def test_backward_matches_finite_differences(name):
 
 
 def _elementwise_loop(element, vectorize):
+    from fastdl._kernels.numba._jit import jit
+
     """A jit loop applying element; the early exit in the second one stops LLVM vectorising it."""
     if vectorize:
         def loop(x, p, out):
@@ -164,14 +169,19 @@ def _elementwise_loop(element, vectorize):
     return jit(loop)
 
 
-ELEMENTS = sorted({f for act in K.ACTIVATIONS.values() for f in (act.elem, act.grad) if f}
+def _numba_elements():
+    from fastdl._kernels.numba import activations as K
+
+    return sorted({f for act in K.ACTIVATIONS.values() for f in (act.elem, act.grad) if f}
                   | {K.prelu_dalpha, K.swish_dbeta}, key=lambda f: f.__name__)
 
 
-@pytest.mark.parametrize("element", ELEMENTS, ids=lambda f: f.__name__)
-def test_elements_give_the_same_bits_vectorized_or_not(element):
+@pytest.mark.parametrize("element", _numba_elements(), ids=lambda f: f.__name__)
+def test_numba_elements_give_the_same_bits_vectorized_or_not(element):
     # kernels split work at fixed chunk boundaries; each element must then round the same way in
-    # the vector body and the scalar remainder, or results would depend on the thread count
+    # the vector body and the scalar remainder, or results would depend on the thread count (the
+    # Cython backend's chunks all run one loop, whose remainder is the same clone's code; the
+    # thread-count test below covers both)
     x = _inputs(np.float32, n=3000)
     vector, scalar = np.empty_like(x), np.empty_like(x)
     _elementwise_loop(element, True)(x, np.float32(0.7), vector)
@@ -192,11 +202,10 @@ PARAM_ACTIVATIONS = {"prelu": R.prelu_dalpha, "swish": R.swish_dbeta}
 
 def _param_backward(name, g, x, p):
     out = np.empty_like(x)
-    kernels = K.PARAM_KERNELS[name]
     if np.ndim(p) == 0:
-        dp = kernels.backward_shared(g, x, float(p), out)
+        dp = ops().activation_backward_shared(IDS[name], g, x, float(p), out)
     else:
-        dp = kernels.backward_features(g.ravel(), x.ravel(), p, out.ravel())
+        dp = ops().activation_backward_features(IDS[name], g.ravel(), x.ravel(), p, out.ravel())
     return out, dp
 
 
@@ -204,14 +213,14 @@ def _param_backward(name, g, x, p):
 @pytest.mark.parametrize("name", PARAM_ACTIVATIONS)
 def test_param_kernels_match_reference(name, dtype):
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((K.SERIAL_MAX // 20 + 7, 24)) * 3).astype(dtype)  # parallel branch
+    x = (rng.standard_normal((SERIAL_MAX // 20 + 7, 24)) * 3).astype(dtype)  # parallel branch
     g = rng.standard_normal(x.shape).astype(dtype)
     p = rng.uniform(0.1, 2.0, 24).astype(dtype)
     x64, g64, p64 = x.astype(np.float64), g.astype(np.float64), p.astype(np.float64)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
 
     out = np.empty_like(x)
-    K.PARAM_KERNELS[name].forward_features(x.ravel(), p, out.ravel())
+    ops().activation_forward_features(IDS[name], x.ravel(), p, out.ravel())
     np.testing.assert_allclose(out, R.FORWARD[name](x64, p64), rtol=rtol, atol=1e-30)
 
     dx, dp = _param_backward(name, g, x, p)
@@ -242,12 +251,12 @@ def test_param_gradient_matches_finite_differences(name):
 
 
 def _with_threads(n, func):
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    before = fastdl.get_num_threads()
+    fastdl.set_num_threads(min(n, ops().max_threads()))
     try:
         return func()
     finally:
-        numba.set_num_threads(before)
+        fastdl.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", PARAM_ACTIVATIONS)
@@ -270,7 +279,7 @@ def test_results_independent_of_thread_count(name):
 
 def _softmax(z):
     out = np.empty_like(z)
-    K.softmax_forward(z, out)
+    ops().softmax_forward(z, out)
     return out
 
 
@@ -278,7 +287,7 @@ def _softmax(z):
 def test_softmax_matches_reference(dtype):
     rng = np.random.default_rng(6)
     # narrow rows (a few, a block); the row loop; parallel blocks of rows
-    for shape in [(7, 5), (37, 10), (5, 20), (K.SERIAL_MAX // 64 + 3, 64)]:
+    for shape in [(7, 5), (37, 10), (5, 20), (SERIAL_MAX // 64 + 3, 64)]:
         z = (rng.standard_normal(shape) * 10).astype(dtype)
         got = _softmax(z)
         ref = R.softmax(z)
@@ -288,7 +297,7 @@ def test_softmax_matches_reference(dtype):
         np.testing.assert_array_less(np.abs(got - ref), tol + np.finfo(dtype).tiny)
         g = rng.standard_normal(shape).astype(dtype)
         out = np.empty_like(z)
-        K.softmax_backward(g, got, out)
+        ops().softmax_backward(g, got, out)
         want = R.softmax_backward(g, got)
         scale = np.abs(g).max(axis=1, keepdims=True) * np.abs(got)
         np.testing.assert_array_less(np.abs(out - want), 8 * np.finfo(dtype).eps * scale + 1e-30)
@@ -307,6 +316,8 @@ def test_softmax_extremes(width):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_row_max_is_the_maximum_and_nan_spoils_the_softmax(dtype):
+    from fastdl._kernels.numba import activations as K
+
     rng = np.random.default_rng(5)
     rows = [rng.standard_normal(37), -rng.random(40) - 1e-3, [-0.0, 0.0, -0.0], [0.0, -0.0],
             [-np.inf, -5.0, -np.inf], [-np.inf, -np.inf], [3.0, np.inf], [np.finfo(dtype).max],
@@ -329,11 +340,13 @@ def test_softmax_backward_matches_finite_differences():
         step[i] = h
         numeric[i] = (g * (_softmax(z + step) - _softmax(z - step))).sum() / (2 * h)
     out = np.empty_like(z)
-    K.softmax_backward(g, _softmax(z), out)
+    ops().softmax_backward(g, _softmax(z), out)
     np.testing.assert_allclose(out, numeric, rtol=1e-7, atol=1e-9)
 
 
-def test_softmax_rows_on_a_block_matches_the_array_kernel():
+def test_numba_softmax_rows_on_a_block_matches_the_array_kernel():
+    from fastdl._kernels.numba import activations as K
+
     z = np.random.default_rng(8).standard_normal((5, 9))
     out = np.empty_like(z)
     K.softmax_rows(z[1:3], out[1:3])
@@ -341,7 +354,10 @@ def test_softmax_rows_on_a_block_matches_the_array_kernel():
 
 
 def test_table_lists_every_activation_once():
-    assert set(K.ACTIVATIONS) == {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu",
-                                  "elu", "softmax", "gelu", "gelu_tanh", "swish", "silu"}
-    for act in K.ACTIVATIONS.values():
-        assert act.grad_from in ("input", "output")
+    from fastdl._kernels.numba import activations as K
+
+    assert set(KERNELS) == {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu",
+                            "elu", "softmax", "gelu", "gelu_tanh", "swish", "silu"}
+    assert tuple(K.ACTIVATIONS) == tuple(KERNELS)  # the numba table in the registry's order
+    for name, act in K.ACTIVATIONS.items():
+        assert act.grad_from == KERNELS[name].grad_from in ("input", "output")

@@ -7,30 +7,31 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl._kernels.numba import dense as K
+from fastdl._kernels import openblas, split
 from fastdl._kernels.reference import dense as ref
+from fastdl._kernels.registry import IDS
 from fastdl.functional import dense, dense_backward
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "softmax",
                "gelu", "gelu_tanh", "swish", "silu"]
 GRAD_FROM_INPUT = {"leaky_relu", "prelu", "gelu", "gelu_tanh", "swish", "silu"}
-# (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above dense.SERIAL_WORK) with the
+# (batch, n_in, n_out): serial (batch 1; n_out 1); parallel (above split.SERIAL_WORK) with the
 # forward split by rows, the backward's dx by rows and dW by n_out; the forward split by features,
 # dz by rows and dx along n_in; a narrow output (serial dz, dW split along n_in); a narrow output
-# whose blocks need several GEMM calls (blas.small_kernel_columns: 171 rows each); a small batch
+# whose blocks need several GEMM calls (openblas.small_kernel_columns: 171 rows each); a small batch
 # split by features whose last block ends in a partial group of 8 rows of W
 SHAPES = [(1, 5, 3), (7, 13, 1), (100, 60, 90), (40, 170, 260), (110, 500, 10), (600, 40, 7),
           (3, 300, 203)]
 
 
 def test_shapes_reach_the_parallel_paths():
-    from fastdl._kernels.numba.blas import small_kernel_columns
-
-    assert all(np.prod(shape) > K.SERIAL_WORK for shape in SHAPES[2:])
-    assert SHAPES[-1][0] <= K.SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
-    assert 40 * 260 * K.DZ_WORK > K.SERIAL_WORK  # dz alone in its region, parallel
+    assert all(np.prod(shape) > split.SERIAL_WORK for shape in SHAPES[2:])
+    assert SHAPES[-1][0] <= split.SMALL_BATCH and SHAPES[-1][2] % 16 % 8 != 0
+    assert 40 * 260 * split.DZ_WORK > split.SERIAL_WORK  # dz alone in its region, parallel
     # 0 where scipy's BLAS has no small kernels (then one GEMM call per block)
-    assert small_kernel_columns(7, 40) in (0, 171) and SHAPES[5][0] // 2 > 171
+    assert openblas.small_kernel_columns(7, 40) in (0, 171) and SHAPES[5][0] // 2 > 171
 
 
 def _kwargs(activation, n_out, per_feature, rng):
@@ -138,7 +139,7 @@ def test_accumulate_adds_to_existing_gradients(activation):
 # narrow layer whose forward takes several GEMM calls per block, over a batch not a multiple of 16;
 # one whose last block has fewer than 16 rows; deep products (each on its own thread)
 @pytest.mark.parametrize("shape", [(96, 64, 200), (64, 100, 150), (64, 300, 10), (150, 784, 10),
-                                   (37, 784, 10), (K.DEEP_K, 40, K.DEEP_K + 8)])
+                                   (37, 784, 10), (split.DEEP_K, 40, split.DEEP_K + 8)])
 def test_same_bits_for_one_and_two_threads(shape):
     rng = np.random.default_rng(3)
     x, W, b, g = _problem(shape, np.float32, rng)
@@ -264,7 +265,7 @@ def test_bad_input_errors_name_the_argument():
     assert (dW == 5.0).all()  # a rejected call writes nothing
 
 
-def test_kernel_in_place_dz_and_parameter_left_alone():
+def test_kernel_in_place_dz_and_parameter_left_alone(backend):
     """The model layer's calls: dz written over g, and p passed as dp for a parameter that is not
     learnable (leaky_relu's slope must survive the backward)."""
     rng = np.random.default_rng(6)
@@ -272,29 +273,29 @@ def test_kernel_in_place_dz_and_parameter_left_alone():
     p = np.array([0.05])
     z = np.empty_like(g)
     y = np.empty_like(g)
-    kind = K.ACTIVATION_IDS["leaky_relu"]
-    K.dense_forward(kind, x, W, b, p, z, y, False)
+    kind = IDS["leaky_relu"]
+    backend.dense_forward(kind, x, W, b, p, z, y, False)
     dx, dW, db = np.empty_like(x), np.empty_like(W), np.empty_like(b)
     want = ref.dense_backward(g, x, W, b, "leaky_relu", 0.05)
-    K.dense_backward(kind, g, x, W, z, p, g, dx, dW, db, p, True, False)
+    backend.dense_backward(kind, g, x, W, z, p, g, dx, dW, db, p, True, False)
     assert p[0] == 0.05
     for got, ref_value in zip((dx, dW, db), want):
         _assert_close(got, ref_value, np.float64)
 
 
 @pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[-1]], ids=["serial", "parallel"])
-def test_small_batch_walk_in_either_direction_gives_the_same_bits(shape):
+def test_small_batch_walk_in_either_direction_gives_the_same_bits(backend, shape):
     x, W, b, _ = _problem(shape, np.float32, np.random.default_rng(9))
     p = np.zeros(1, np.float32)
     y_forward, y_reverse = (np.empty((shape[0], shape[2]), np.float32) for _ in range(2))
-    kind = K.ACTIVATION_IDS["sigmoid"]
-    K.dense_forward(kind, x, W, b, p, y_forward, y_forward, False)
-    K.dense_forward(kind, x, W, b, p, y_reverse, y_reverse, True)
+    kind = IDS["sigmoid"]
+    backend.dense_forward(kind, x, W, b, p, y_forward, y_forward, False)
+    backend.dense_forward(kind, x, W, b, p, y_reverse, y_reverse, True)
     np.testing.assert_array_equal(y_forward, y_reverse)
     _assert_close(y_forward, ref.dense(x, W, b, "sigmoid")[1], np.float32)
 
 
-def test_kernel_reads_a_transposed_weight_view_in_place():
+def test_kernel_reads_a_transposed_weight_view_in_place(backend):
     """A tied decoder passes W = W_enc.T and dW = dW_enc.T (Fortran-ordered views) and accumulates
     its weight gradient straight into the encoder's."""
     rng = np.random.default_rng(8)
@@ -305,11 +306,11 @@ def test_kernel_reads_a_transposed_weight_view_in_place():
         dW_enc = rng.standard_normal(W_enc.shape)
         before = dW_enc.copy()
         y = np.empty_like(gb)
-        kind = K.ACTIVATION_IDS["tanh"]
+        kind = IDS["tanh"]
         p = np.zeros(1)
-        K.dense_forward(kind, xb, W_enc.T, b, p, y, y, False)
+        backend.dense_forward(kind, xb, W_enc.T, b, p, y, y, False)
         dx, db = np.empty_like(xb), np.zeros_like(b)
-        K.dense_backward(kind, gb, xb, W_enc.T, y, p, np.empty_like(gb), dx, dW_enc.T, db, p, True,
+        backend.dense_backward(kind, gb, xb, W_enc.T, y, p, np.empty_like(gb), dx, dW_enc.T, db, p, True,
                          True)
         _assert_close(y, ref.dense(xb, W, b, "tanh")[1], np.float64)
         want_dx, want_dW, want_db, _ = ref.dense_backward(gb, xb, W, b, "tanh")

@@ -3,13 +3,16 @@ import pytest
 
 import fastdl
 from fastdl import functional as F
-from fastdl._kernels.numba import losses as K
+from fastdl._kernels import ops
 from fastdl._kernels.reference import losses as R
+from fastdl._kernels.split import SERIAL_MAX
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on every backend (conftest.py)
 
 DTYPES = [np.float32, np.float64]
 SMALL = (7, 13)  # serial path
 LARGE = (48, 700)  # > SERIAL_MAX elements: rows in parallel
-assert LARGE[0] * LARGE[1] > K.SERIAL_MAX >= SMALL[0] * SMALL[1]
+assert LARGE[0] * LARGE[1] > SERIAL_MAX >= SMALL[0] * SMALL[1]
 
 
 def make_case(name, shape, dtype, rng, normalized=True):
@@ -151,9 +154,9 @@ def test_nan_input_propagates(name):
 def test_same_bits_for_any_thread_count_and_path(name):
     """LARGE runs rows in parallel; its first rows, alone, run serially: every row loss agrees."""
     fn, x, target, _ = make_case(name, LARGE, np.float32, np.random.default_rng(6))
-    kernel = {"mse": K.mse_loss, "bce": K.binary_cross_entropy_with_logits,
-              "xent_labels": K.softmax_cross_entropy_labels,
-              "xent_probs": K.softmax_cross_entropy_probs}[name]
+    kernel = getattr(ops(), {"mse": "mse_loss", "bce": "binary_cross_entropy_with_logits",
+                             "xent_labels": "softmax_cross_entropy_labels",
+                             "xent_probs": "softmax_cross_entropy_probs"}[name])
     if name == "xent_labels":
         target = target.astype(np.intp)
     results = []

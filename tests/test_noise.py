@@ -8,13 +8,15 @@ from scipy import stats
 
 import fastdl
 from fastdl import functional as F
-from fastdl._kernels.numba import noise as K
 from fastdl._kernels.random import noise_key
 from fastdl._kernels.reference import noise as R
+from fastdl._kernels.split import SERIAL_MAX
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on every backend (conftest.py)
 
 DTYPES = [np.float32, np.float64]
 LARGE = (400, 500)  # parallel path
-assert LARGE[0] * LARGE[1] > K.SERIAL_MAX
+assert LARGE[0] * LARGE[1] > SERIAL_MAX
 
 
 def draw(fn, x, param, seed=3, step=0, stream=0):
@@ -22,6 +24,8 @@ def draw(fn, x, param, seed=3, step=0, stream=0):
 
 
 def test_key_and_bits_match_the_reference():
+    from fastdl._kernels.numba import noise as K
+
     key = noise_key(12345, 6, 7)
     assert isinstance(key, np.uint64) and key == R.noise_key(12345, 6, 7)
     expected = R.element_bits(key, (5,))

@@ -1,16 +1,18 @@
-import numba
 import numpy as np
 import pytest
 
 import fastdl
 from fastdl import optim
-from fastdl._kernels.numba import optimizers as kernels
+from fastdl._kernels import ops
 from fastdl._kernels.reference import optimizers as ref
+from fastdl._kernels.split import CHUNK, SERIAL_MAX
 from fastdl.params import ParamArena
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on every backend (conftest.py)
 
 # large enough for the parallel path (more than SERIAL_MAX elements, a partial last chunk);
 # long runs use N_SERIAL: launching threads hundreds of times is slow on a loaded machine.
-N_PARALLEL = kernels.SERIAL_MAX + kernels.CHUNK + 3
+N_PARALLEL = SERIAL_MAX + CHUNK + 3
 N_SERIAL = 1000
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -131,9 +133,9 @@ def test_matches_reference(case, n):
 
 @pytest.fixture
 def threads():
-    """Sets the thread count for one test (at most what numba allows), then restores it."""
+    """Sets the thread count for one test (at most what the backend allows), then restores it."""
     before = fastdl.get_num_threads()
-    yield lambda n: fastdl.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    yield lambda n: fastdl.set_num_threads(min(n, ops().max_threads()))
     fastdl.set_num_threads(before)
 
 
@@ -145,8 +147,8 @@ def test_parallel_step_equals_chunk_by_chunk_steps(case, threads):
     p, q = p0.copy(), p0.copy()
     g = np.empty_like(p)
     whole = cls(p, g, **kw)
-    parts = [cls(q[i:i + kernels.CHUNK], g[i:i + kernels.CHUNK], **kw)
-             for i in range(0, N_PARALLEL, kernels.CHUNK)]
+    parts = [cls(q[i:i + CHUNK], g[i:i + CHUNK], **kw)
+             for i in range(0, N_PARALLEL, CHUNK)]
     threads(2)
     for grad in grads:
         g[...] = grad

@@ -14,6 +14,8 @@ from functools import partial
 import llvmlite.binding
 import numba
 
+from fastdl._kernels import split
+
 # fastmath=True implies 'nnan' and 'ninf', under which np.isnan folds to False and NaN stops
 # propagating. These flags keep IEEE NaN/Inf semantics but still allow FMA contraction and
 # vectorised reductions. Code whose accuracy depends on evaluation order (range reduction,
@@ -90,16 +92,12 @@ def _prefer_512_bit_vectors():
 
 _prefer_512_bit_vectors()
 CACHE = _choose_cache()
-# Kernels read numba's thread count through the symbol ``get_num_threads`` (see dense.py), which
-# numba hands to LLVM only when its threading layer starts. A kernel loaded from the cache before
-# that crashes the process (SIGSEGV, or "LLVM ERROR: Symbol not found"), e.g. a float64 call in a
-# fresh process after a float32 one filled the cache: so start the layer here (about 3 ms).
-numba.get_num_threads()
 
 
 def _kernel_sources_digest():
-    """A digest of every module a kernel may read when it compiles: the .py files beside this one
-    and those of the shared kernel package above (coefficients, work split, activation table)."""
+    """A digest of everything a kernel may read when it compiles: the .py files beside this one and
+    those of the shared kernel package above (coefficients, work split, activation table), and the
+    machine's core count (``split.MAX_BLOCKS``, frozen into the dense kernels)."""
     here = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
     for folder in (here, os.path.dirname(here)):
@@ -107,6 +105,7 @@ def _kernel_sources_digest():
             if name.endswith(".py"):
                 with open(os.path.join(folder, name), "rb") as f:
                     digest.update(name.encode() + b"\0" + f.read())
+    digest.update(f"MAX_BLOCKS={split.MAX_BLOCKS}".encode())
     return digest.hexdigest()
 
 

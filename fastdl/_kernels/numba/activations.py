@@ -23,7 +23,7 @@ Built by one factory from the elements over flat C-contiguous arrays: ``forward(
 = f(x), ``backward(g, v, p, out)`` is out = g ⊙ f'(v); the scalar ``p`` may be a Python float (cast
 to the arrays' type inside, which saves a conversion per call). Up to ``SERIAL_MAX`` elements they
 run a plain loop on the calling thread (no thread launch); above it they split into ``CHUNK``-sized
-tasks over numba's threads (both numbers from ``checks.py``). Parameter gradients (PReLU's alpha,
+tasks over numba's threads (both numbers from ``split.py``). Parameter gradients (PReLU's alpha,
 Swish's beta; one shared scalar or one per feature = last axis) are float64 sums in an order fixed
 by the array size alone (pairwise within blocks, then blocks, chunks and rows in order), so they
 are bit-identical whatever the thread count; so is every output, because each element rounds the
@@ -43,7 +43,7 @@ from numba import prange
 from fastdl._kernels import coefficients as C
 from fastdl._kernels.numba import vmath
 from fastdl._kernels.numba._jit import FASTMATH, inline_jit, jit, pjit, specialize
-from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX
+from fastdl._kernels.split import CHUNK, SERIAL_MAX
 
 # Sums whose order must not depend on how a loop was vectorised: no 'reassoc'.
 ordered_jit = partial(inline_jit, fastmath=FASTMATH - {"reassoc"})

@@ -13,15 +13,13 @@ while after each call, and a numba parallel kernel launched right after a multit
 measured ~7 ms slower here (0.5 ms GEMM + 7 ms), whereas one BLAS thread per numba task costs
 nothing at launch and leaves the pool idle.
 """
-import ctypes
-
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import cfunc, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
-from threadpoolctl import threadpool_info
 
+from fastdl._kernels import openblas
 from fastdl._kernels.numba._jit import jit
 
 NO_TRANS = 78  # ord('N')
@@ -32,29 +30,6 @@ for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
                     get_cython_function_address("scipy.linalg.cython_blas", _name))
 
 
-def _scipy_openblas():
-    """(threadpoolctl's record, ctypes handle) of the OpenBLAS behind scipy's cython_blas, or
-    (None, None) for other builds (system OpenBLAS, MKL, Accelerate). pip's scipy bundles OpenBLAS
-    with prefixed LP64 symbols (``scipy_openblas_*``); numpy bundles its own ILP64 copy whose path
-    also says "scipy_openblas" but whose symbols end in ``64_``: it is told apart by them."""
-    for info in threadpool_info():
-        if info.get("internal_api") != "openblas" or "scipy" not in info["filepath"]:
-            continue
-        lib = ctypes.CDLL(info["filepath"])
-        if hasattr(lib, "scipy_openblas_get_num_threads"):
-            return info, lib
-    return None, None
-
-
-def _thread_functions(lib):
-    """(get, set) addresses of that OpenBLAS's thread-count functions; no-ops without one (BLAS
-    then runs with its own thread setting)."""
-    if lib is None:
-        return _no_thread_control()
-    return (ctypes.cast(lib.scipy_openblas_get_num_threads, ctypes.c_void_p).value,
-            ctypes.cast(lib.scipy_openblas_set_num_threads, ctypes.c_void_p).value)
-
-
 def _no_thread_control():
     """Stand-ins for BLAS libraries we cannot ask: one thread reported, settings ignored."""
     get_fn = cfunc(types.int32())(lambda: 1)
@@ -63,15 +38,7 @@ def _no_thread_control():
     return get_fn.address, set_fn.address
 
 
-_OPENBLAS, _OPENBLAS_LIB = _scipy_openblas()
-_get_threads_address, _set_threads_address = _thread_functions(_OPENBLAS_LIB)
-# OpenBLAS's AVX-512 kernel sets run a GEMM without packing, through "small matrix" kernels, when
-# M N K <= 10^6 and, for op(A) = Aᵀ, also M N <= 1200 and K >= 32
-# (kernel/x86_64/sgemm_small_kernel_permit_skylakex.c; dgemm measured alike). Set at import and
-# frozen into compiled (and cached) kernels: numba keys its cache by CPU, and OpenBLAS picks its
-# kernels by CPU too.
-SMALL_KERNELS = _OPENBLAS is not None and _OPENBLAS.get("architecture") in (
-    "SkylakeX", "Cooperlake", "SapphireRapids")
+_get_threads_address, _set_threads_address = openblas.THREAD_FUNCTIONS or _no_thread_control()
 llvm.add_symbol("fastdl_blas_get_num_threads", _get_threads_address)
 llvm.add_symbol("fastdl_blas_set_num_threads", _set_threads_address)
 
@@ -154,10 +121,6 @@ def gemv(typingctx, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
     return _typed("gemv", (trans, m, n, alpha, a, lda, x, incx, beta, y, incy))
 
 
-@jit
-def small_kernel_columns(m, k):
-    """The most columns n with which OpenBLAS runs an (m x k)ᵀ by (k x n) GEMM through its small
-    kernels (see SMALL_KERNELS); 0 where it never does."""
-    if not SMALL_KERNELS or k < 32 or m < 1:
-        return 0
-    return min(1200 // m, 1_000_000 // (m * k))
+# frozen into compiled (and cached) kernels: numba keys its cache by CPU, and OpenBLAS picks its
+# kernels by CPU too
+small_kernel_columns = jit(openblas.small_kernel_columns)

@@ -1,17 +1,10 @@
-"""The work split that element-wise kernels share, and a read-only finite check built on it.
-
-Above ``SERIAL_MAX`` elements a kernel splits its array into tasks of ``CHUNK`` elements, the same
-split for any thread count, so reductions never depend on it; up to ``SERIAL_MAX`` it runs on the
-calling thread, where a parallel launch (a few µs) would cost more than it saves. activations,
-losses, noise and optimizers all use these two numbers.
-"""
+"""The chunks of element-wise kernels (``split.CHUNK``, ``split.SERIAL_MAX``) as numba code, and a
+read-only finite check built on them."""
 import numpy as np
 from numba import prange
 
 from fastdl._kernels.numba._jit import jit, pjit
-
-CHUNK = 1 << 14
-SERIAL_MAX = 1 << 15
+from fastdl._kernels.split import CHUNK, SERIAL_MAX
 
 
 @jit

@@ -26,19 +26,20 @@ parameter (whose gradient reads g after dz is written). ``dp`` is written only f
 Swish (pass any array otherwise, e.g. ``p``). db and dp are float64 sums in a fixed order per
 column: the same bits whatever the thread count. Only a (2, n_out) float64 scratch is allocated.
 
-How the work is split: each call makes scipy's BLAS single-threaded (see blas.py) and cuts the
-output into one block per numba thread, each block a single-threaded GEMM followed at once by
-the bias + activation epilogue on the block it just wrote (still in that core's cache). Blocks run
-along the batch when it is at least n_out (each thread then packs all of W once) and along the
-features otherwise (the smaller x is re-packed instead); softmax needs whole rows. The backward
-splits dx and dW the same way, choosing what each thread packs redundantly. A forward of at
-most ``SMALL_BATCH`` rows skips the GEMM, whose packing of W would cost more than the product:
-each thread streams its rows of W once through dot products (one sample: half of W per core,
-which stays in that core's L2 from call to call when it fits). A forward with fewer than
-``COL_ALIGN`` outputs calls the GEMM on row chunks that OpenBLAS's small-matrix kernels take
-(``blas.small_kernel_columns``), at any batch: those kernels do not pack either. Calls of at
-most ``SERIAL_WORK`` multiply-adds stay on the calling thread: a parallel launch would cost more
-than the GEMM, and a one-sample forward must be cheap.
+How the work is split (``split.py``: from the shapes alone, so the same bits at any thread
+count): each call makes scipy's BLAS single-threaded (see blas.py) and cuts the output into the
+blocks of ``split.dense_blocks``, which numba's threads take whole; each block is a
+single-threaded GEMM followed at once by the bias + activation epilogue on the block it just
+wrote (still in that core's cache). Blocks run along the batch when it is at least n_out (each
+block then packs all of W once) and along the features otherwise (the smaller x is re-packed
+instead); softmax needs whole rows. The backward splits dx and dW the same way, choosing what each
+block packs redundantly. A forward of at most ``SMALL_BATCH`` rows skips the GEMM, whose packing
+of W would cost more than the product: each block streams its rows of W once through dot
+products (one sample: half of W per core, which stays in that core's L2 from call to call when it
+fits). A forward with fewer than ``COL_ALIGN`` outputs calls the GEMM on row chunks that
+OpenBLAS's small-matrix kernels take (``openblas.small_kernel_columns``), at any batch: those
+kernels do not pack either. Calls of at most ``SERIAL_WORK`` multiply-adds stay on the calling
+thread: a parallel launch would cost more than the GEMM, and a one-sample forward must be cheap.
 
 One parallel driver per direction serves every activation: it reaches the activation's own
 compiled loops through one flat switch per block. numba re-optimizes every callee's IR inside
@@ -51,24 +52,13 @@ import warnings
 import numpy as np
 from numba import literal_unroll, prange
 from numba.core.errors import NumbaExperimentalFeatureWarning
-# numba.get_num_threads() inside a kernel calls through a ctypes pointer, which makes the kernel
-# uncacheable; this intrinsic (what numba's own parfor lowering uses) calls the symbol by name.
-from numba.np.ufunc.parallel import _iget_num_threads
 
+from fastdl._kernels import split
 from fastdl._kernels.numba import activations
 from fastdl._kernels.numba._jit import jit, pjit, specialize
-from fastdl._kernels.numba.blas import (NO_TRANS, TRANS, blas_restore_threads, blas_single_threaded,
-                                  gemm, gemv, small_kernel_columns)
-
-# multiply-adds at or below which a parallel region's work runs on the calling thread (a GEMM
-# block region does batch · n_in · n_out): a region costs a few µs to launch, about what one core
-# needs for this much work
-SERIAL_WORK = 1 << 17
-DZ_WORK = 16  # multiply-add equivalents per element of dz (a transcendental derivative)
-COL_ALIGN = 16  # feature splits fall on multiples of 16 (a 64-byte line of float32)
-MIN_ROWS = 16  # batch rows per block at least, when splitting along the batch
-SMALL_BATCH = 16  # up to this many rows, the forward product is ours, not a (packing) GEMM
-DEEP_K = 256  # backward GEMMs at least this deep run on half the threads each (dense_backward)
+from fastdl._kernels.numba.blas import (NO_TRANS, TRANS, blas_restore_threads,
+                                        blas_single_threaded, gemm, gemv, small_kernel_columns)
+from fastdl._kernels.split import COL_ALIGN, DEEP_K, DZ_WORK, MIN_ROWS, SERIAL_WORK, SMALL_BATCH
 
 #: activation name → id passed to the kernels
 ACTIVATION_IDS = {name: i for i, name in enumerate(activations.ACTIVATIONS)}
@@ -102,7 +92,7 @@ def _gemm_forward(x, W, z, r0, r1, c0, c1, reverse):
     # than its packing kernels there (500 -> 10, 512 rows: 115 -> 67 µs) and than
     # _small_batch_product, whose groups of 8 rows of W fit 10 outputs badly (16 rows: 4.8 ->
     # 2.6 µs, one row: 0.78 -> 0.60 µs); whole multiples of MIN_ROWS, so that one thread's
-    # chunks and two threads' blocks break at the same rows
+    # chunks and the blocks of a row split break at the same rows
     step = small_kernel_columns(c1 - c0, n_in) if c1 - c0 < COL_ALIGN else 0
     if _col_major(W):
         ld_w = max(1, W.shape[0])
@@ -319,25 +309,12 @@ warnings.filterwarnings("ignore", ".*First-class function type feature is experi
 # ----------------------------------------------------------------------------------- drivers
 
 
-@jit
-def _split(n_rows, n_cols, by_rows, work, products):
-    """Cut an (n_rows, n_cols) output into blocks: one per numba thread, or per thread of its
-    share when ``products`` products share the threads (2: half each), and 1 when ``work`` is
-    small. Returns (number of blocks, rows or columns per block). A narrow output's row blocks
-    are whole multiples of MIN_ROWS, like its GEMM chunks (``_gemm_forward``): each row then
-    meets the same BLAS kernel whatever the thread count, and gets the same bits."""
-    row_align = MIN_ROWS if n_cols < COL_ALIGN else 1
-    n, align, least = (n_rows, row_align, MIN_ROWS) if by_rows else (n_cols, COL_ALIGN, COL_ALIGN)
-    threads = max(1, _iget_num_threads() // products)
-    parts = 1 if work <= SERIAL_WORK else max(1, min(threads, n // least))
-    span = (n + parts - 1) // parts
-    span = max(align, (span + align - 1) // align * align)
-    return max(1, (n + span - 1) // span), span
+_split = jit(split.dense_blocks)
 
 
 @jit
 def _block(t, span, n_rows, n_cols, by_rows):
-    """(r0, r1, c0, c1) of block t of a split made by ``_split``."""
+    """(r0, r1, c0, c1) of block t of a split made by ``split.dense_blocks``."""
     if by_rows:
         return t * span, min(n_rows, (t + 1) * span), 0, n_cols
     return 0, n_rows, t * span, min(n_cols, (t + 1) * span)

@@ -18,7 +18,7 @@ from numba import prange
 from fastdl._kernels.numba import vmath
 from fastdl._kernels.numba.activations import row_max
 from fastdl._kernels.numba._jit import inline_jit, jit, pjit, specialize
-from fastdl._kernels.numba.checks import SERIAL_MAX
+from fastdl._kernels.split import SERIAL_MAX
 
 # Kernel templates; _batch_mean_kernel binds ROW, SERIAL and PARALLEL with specialize().
 ROW = SERIAL = PARALLEL = None

@@ -17,7 +17,7 @@ from numba import prange
 from fastdl._kernels import coefficients as C
 from fastdl._kernels.numba import vmath
 from fastdl._kernels.numba._jit import jit, pjit, specialize
-from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX
+from fastdl._kernels.split import CHUNK, SERIAL_MAX
 
 _GAMMA = np.uint64(C.GAMMA)
 _MIX1 = np.uint64(C.MIX1)

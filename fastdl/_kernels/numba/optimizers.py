@@ -12,7 +12,7 @@ Every step kernel has the signature ``step(p, g, state, sc, check_finite) -> boo
   if ``g`` holds a NaN or an inf the kernel returns False without writing anything. Otherwise it
   returns True.
 
-Work is split into the fixed chunks of ``checks.py`` (results never depend on the thread count;
+Work is split into the fixed chunks of ``split.py`` (results never depend on the thread count;
 small buffers stay on the calling thread). Hyper-parameter flags that only
 change arithmetic (Nesterov, AdamW's decoupled decay, the seed's Adam variant) arrive as scalars
 and become selects; flags that change which state rows exist (AMSGrad, centered RMSprop, RMSprop
@@ -24,7 +24,8 @@ import numpy as np
 from numba import prange
 
 from fastdl._kernels.numba._jit import jit, pjit, specialize
-from fastdl._kernels.numba.checks import CHUNK, SERIAL_MAX, all_finite, chunk_bounds
+from fastdl._kernels.numba.checks import all_finite, chunk_bounds
+from fastdl._kernels.split import CHUNK, SERIAL_MAX
 
 
 def _step_template(p, g, state, sc, check_finite):
