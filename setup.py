@@ -4,7 +4,7 @@ Every ``fastdl/_kernels/cython/*.pyx`` becomes an extension module, compiled as 
 OpenMP. The build is optional: without a C++ compiler (or without Cython, numpy or scipy's BLAS
 declarations) ``pip install .`` still succeeds and fastdl runs on the numba backend; without
 OpenMP the kernels are built serial. Each case is reported in pip's output (``pip install -v``)
-and later by ``fastdl.backend_info()``.
+and at run time by a warning when fastdl falls back to numba.
 
 Flags, and why:
 - ``-O3 -std=c++17``: the kernels are templates over float / double that must inline and vectorize.

@@ -31,6 +31,15 @@ def test_the_numba_backend_is_always_available():
     assert "numba" in fastdl.available_backends()
 
 
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI builds the Cython backend; elsewhere optional")
+def test_ci_built_the_cython_backend():
+    # without this, a failed build would leave CI testing numba alone, and passing
+    try:
+        _kernels._load("cython")
+    except ImportError as exc:
+        pytest.fail(str(exc))
+
+
 def test_set_backend_switches_and_carries_the_thread_count():
     previous = fastdl.get_backend()
     threads = fastdl.get_num_threads()

@@ -1,12 +1,18 @@
 """vmath against wider-precision references, called from loop kernels compiled with the project's
 fast-math ``jit`` (how kernels use them), plus checks that those loops vectorize and that the
-inlined code keeps vmath's own fast-math flags.
+inlined code keeps vmath's own fast-math flags. The accuracy and specials tests also run on the
+Cython backend's port, ``vmath.hpp``, through its test shim ``_vmath.evaluate`` (skipped when that
+extension is not built), against the same limits.
 
 Errors are in ulp of the correctly rounded result (for float64 one ulp is a relative error of at
 most 2.2e-16). References: float64 numpy / scipy for float32 inputs; long double numpy for float64
 exp, expm1, log, log1p, tanh; mpmath for float64 erf and erfc (scipy's float64 erfc is off by
 hundreds of ulp in the far tail).
 """
+import glob
+import importlib
+import importlib.machinery
+import importlib.util
 import os
 import re
 import subprocess
@@ -34,6 +40,31 @@ def _make_loop(f, decorator=jit):
 
 
 LOOPS = {name: _make_loop(getattr(vmath, name)) for name in FUNCTIONS}
+BACKENDS = ("numba", "cython")
+
+
+def _load_cython_vmath():
+    """The Cython test shim, or None when it is not built. Loaded from its file when the package
+    ``fastdl._kernels.cython`` itself does not import (another of its extensions missing)."""
+    name = "fastdl._kernels.cython._vmath"
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pass
+    folder = os.path.join(os.path.dirname(vmath.__file__), os.pardir, "cython")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        for path in glob.glob(os.path.join(folder, "_vmath" + suffix)):
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except ImportError:
+                continue
+            return module
+    return None
+
+
+CYTHON_VMATH = _load_cython_vmath()
 
 # name: (float32 sweep range, max ulp float32, max ulp float64); float64 sweeps 4x wider
 CASES = {
@@ -81,12 +112,18 @@ def _exact(name, v):
     return {"erf": np.sign(v), "erfc": 1.0 - np.sign(v)}[name]
 
 
-def _run(name, x):
+def _run(name, x, backend="numba"):
+    """vmath's ``name`` over x on a backend (cython: the shim, which also has normal_tail)."""
     out = np.empty_like(x)
+    if backend == "cython" and CYTHON_VMATH is None:
+        pytest.skip("the Cython extension _vmath is not built")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
-            LOOPS[name](x, out)
+            if backend == "cython":
+                CYTHON_VMATH.evaluate(name, np.ascontiguousarray(x), out)
+            else:
+                LOOPS[name](x, out)
     return out
 
 
@@ -109,9 +146,10 @@ def _max_ulp_error(out, ref):
     return float(np.max(diff / ulp.astype(diff.dtype)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_accuracy_and_specials(name, dtype):
+def test_accuracy_and_specials(name, dtype, backend):
     (lo, hi), ulp32, ulp64 = CASES[name]
     if dtype == np.float32:
         x = _sweep(dtype, lo, hi, 200_000)
@@ -119,15 +157,16 @@ def test_accuracy_and_specials(name, dtype):
         x = _sweep(dtype, -28.0, 28.0, 1500)
     else:
         x = _sweep(dtype, 4 * lo, 4 * hi, 200_000)
-    error = _max_ulp_error(_run(name, x), _reference(name, x))
+    error = _max_ulp_error(_run(name, x, backend), _reference(name, x))
     assert error <= (ulp32 if dtype == np.float32 else ulp64), error
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_exact_limits(dtype):
+def test_exact_limits(dtype, backend):
     info = np.finfo(dtype)
     big = np.array([np.log(info.max) * 0.99999, np.log(info.max) * 1.0001], dtype)
-    assert np.isfinite(_run("exp", big)[0]) and _run("exp", big)[1] == np.inf
+    assert np.isfinite(_run("exp", big, backend)[0]) and _run("exp", big, backend)[1] == np.inf
     x = np.array([-np.inf, -1e4, -1.0, -0.0, 0.0, 1e4, np.inf, np.nan], dtype)
     nan, inf = np.nan, np.inf
     expected = {
@@ -140,18 +179,19 @@ def test_exact_limits(dtype):
         "erfc": [2.0, 2.0, scipy.special.erfc(-1.0), 1.0, 1.0, 0.0, 0.0, nan],
     }
     for name, values in expected.items():
-        out = _run(name, x)
+        out = _run(name, x, backend)
         want = np.array(values, dtype)
         np.testing.assert_allclose(out, want, rtol=2 * info.eps, atol=0, err_msg=name)
         np.testing.assert_array_equal(np.signbit(out), np.signbit(want), err_msg=name)
 
 
-def test_gelu_tail_keeps_relative_accuracy():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gelu_tail_keeps_relative_accuracy(backend):
     """0.5 x erfc(-x/√2) for very negative x: tiny but accurate (erfc's e^{-x²} split)."""
     for dtype, x in ((np.float32, np.linspace(-13.0, -5.0, 50)),
                      (np.float64, np.linspace(-37.0, -10.0, 50))):
         z = (-x / np.sqrt(2.0)).astype(dtype)
-        out = _run("erfc", z)
+        out = _run("erfc", z, backend)
         with mpmath.workdps(30):
             ref = np.array([float(mpmath.erfc(mpmath.mpf(float(v)))) for v in z])
         nonzero = ref.astype(dtype) > np.finfo(dtype).smallest_normal
@@ -218,9 +258,40 @@ def test_square_split_without_fma(tmp_path):
     assert _max_ulp_error(there, _reference("erfc", x)) <= ulp32 + 0.5
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tanh_stays_within_one(dtype):
+def test_tanh_stays_within_one(dtype, backend):
     """|tanh| <= 1 everywhere (the backward's 1 - y² must not turn negative): float32's rational
     rounds past 1 by an ulp near |x| = 6 unless clamped."""
     x = np.linspace(-12.0, 12.0, 2_000_001).astype(dtype)
-    assert np.abs(_run("tanh", x)).max() <= 1.0
+    assert np.abs(_run("tanh", x, backend)).max() <= 1.0
+
+
+@jit
+def _normal_tail_loop(t, tail, e):
+    for i in range(t.size):
+        tail[i], e[i] = vmath.normal_tail(t[i])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_tail(dtype, backend):
+    """(Φ(-t), e^{-t²/2}) for t >= 0 with relative accuracy down to underflow (GELU's tail), 0 for
+    NaN (the clamp) and +inf."""
+    top = 14.0 if dtype == np.float32 else 38.5
+    t = np.concatenate([np.linspace(0.0, top, 3000), [np.inf, np.nan]]).astype(dtype)
+    if backend == "cython":
+        tail, e = _run("normal_tail", t, backend), _run("normal_tail_exp", t, backend)
+    else:
+        tail, e = np.empty_like(t), np.empty_like(t)
+        _normal_tail_loop(t, tail, e)
+    assert tail[-2:].tolist() == [0.0, 0.0] and e[-2:].tolist() == [0.0, 0.0]
+    with mpmath.workdps(30):
+        ref_tail = np.array([float(mpmath.erfc(mpmath.mpf(float(v)) / mpmath.sqrt(2)) / 2)
+                             for v in t[:-2]])
+        ref_e = np.array([float(mpmath.exp(-mpmath.mpf(float(v)) ** 2 / 2)) for v in t[:-2]])
+    eps = np.finfo(dtype).eps
+    for out, ref, ulps in ((tail[:-2], ref_tail, 6), (e[:-2], ref_e, 2)):
+        normal = ref > np.finfo(dtype).smallest_normal
+        assert normal.sum() > 2500
+        np.testing.assert_allclose(out[normal], ref[normal], rtol=ulps * eps, atol=0)

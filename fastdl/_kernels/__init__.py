@@ -20,6 +20,7 @@ depend on the thread count. Activations are passed by id (``registry.IDS``).
 """
 import importlib
 import os
+import warnings
 
 #: backend name -> package, in order of preference
 BACKENDS = {"cython": "fastdl._kernels.cython", "numba": "fastdl._kernels.numba"}
@@ -106,7 +107,10 @@ def _default():
         return name
     try:
         _load("cython")
-    except ImportError:
+    except ImportError as exc:
+        warnings.warn(f"{exc}; fastdl runs on numba, whose kernels compile on first use (a "
+                      "C++ compiler lets `pip install .` build the Cython backend)",
+                      RuntimeWarning, stacklevel=4)
         return "numba"
     return "cython"
 
