@@ -24,6 +24,7 @@ import scipy.special
 
 from fastdl import functional as F
 from baselines import parallel_copy
+from conftest import fastdl_impls, variant
 
 torch = pytest.importorskip("torch")
 aten = torch.ops.aten
@@ -160,7 +161,7 @@ TORCH_OUT = {
              lambda g, x, p, o: aten.silu_backward.grad_input(g, x, grad_input=o)),
 }
 PARAMS = {"leaky_relu": SLOPE, "elu": ELU_ALPHA, "swish": BETA}
-IMPLS = ["fastdl", "fastdl-out", "numpy", "torch", "torch-out", "copy"]
+IMPLS = [*fastdl_impls("", "out"), "numpy", "torch", "torch-out", "copy"]
 
 
 def _arrays(name, size):
@@ -183,6 +184,7 @@ def _torch(a):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_activation(benchmark, impl, name, direction, size):
     benchmark.group = f"{name}-{direction}-{size}"
+    impl = variant(impl)
     reads, forwards, backwards = CASES[name]
     x, g, y, p = _arrays(name, SIZES[size])
     args = (x, p) if direction == "fwd" else (g, y if reads == "y" else x, p)

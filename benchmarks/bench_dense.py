@@ -4,9 +4,9 @@ Run: ``pytest benchmarks/bench_dense.py --benchmark-min-rounds=5 --benchmark-max
 (``-k forward`` / ``-k backward`` / ``-k threads`` for one part) and read each group's ratios
 against its ``sgemm`` / ``2-gemms`` and ``torch`` rows.
 
-- ``fastdl``: the kernel with preallocated buffers, flipping the direction of its walk over W
-  from call to call (what a model's layer calls per batch); ``fastdl-public``: the validating
-  ``fastdl.functional`` call.
+- ``fastdl-<backend>``: the backend's kernel with preallocated buffers, flipping the direction of its walk over W
+  from call to call (what a model's layer calls per batch); ``fastdl-<backend>-public``: the
+  validating ``fastdl.functional`` call.
 - ``sgemm``: scipy's BLAS sgemm of the same shape, called directly (no Python or f2py
   wrapper), on all threads: the hardware bound of the forward. ``2-gemms``: the backward's
   dx = dz W and dW = dzᵀ x the same way.
@@ -22,10 +22,12 @@ import pytest
 from scipy.special import expit
 
 import fastdl
+from conftest import fastdl_impls, variant
 from fastdl import functional as F
-from fastdl._kernels.numba import dense as K
+from fastdl._kernels import ops
 from fastdl._kernels.numba._jit import jit
 from fastdl._kernels.numba.blas import NO_TRANS, TRANS, gemm
+from fastdl._kernels.registry import IDS
 
 torch = pytest.importorskip("torch")
 
@@ -71,16 +73,17 @@ def _problem(batch, n_in, n_out):
     return x, W, b, g
 
 
-@pytest.mark.parametrize("impl", ["fastdl", "fastdl-public", "sgemm", "numpy", "torch"])
+@pytest.mark.parametrize("impl", [*fastdl_impls("", "public"), "sgemm", "numpy", "torch"])
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_forward(benchmark, shape, batch, impl):
     n_in, n_out, act = shape
     benchmark.group = f"forward-{n_in}-{n_out}-{act}-b{batch}"
+    impl, K = variant(impl), ops()
     x, W, b, _ = _problem(batch, n_in, n_out)
     y = np.empty((batch, n_out), np.float32)
     p = np.zeros(1, np.float32)
-    kind = K.ACTIVATION_IDS[act]
+    kind = IDS[act]
     if impl == "fastdl":
         reverse = itertools.cycle((False, True))
         benchmark(lambda: K.dense_forward(kind, x, W, b, p, y, y, next(reverse)))
@@ -98,17 +101,18 @@ def test_forward(benchmark, shape, batch, impl):
     np.testing.assert_allclose(y, F.dense(x, W, b, act), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["fastdl", "2-gemms", "torch"])
+@pytest.mark.parametrize("impl", [*fastdl_impls(""), "2-gemms", "torch"])
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_backward(benchmark, shape, batch, impl):
     n_in, n_out, act = shape
     benchmark.group = f"backward-{n_in}-{n_out}-{act}-b{batch}"
+    impl, K = variant(impl), ops()
     x, W, b, g = _problem(batch, n_in, n_out)
     y = F.dense(x, W, b, act)
     p = np.zeros(1, np.float32)
     dz, dx, dW, db = (np.empty_like(a) for a in (g, x, W, b))
-    kind = K.ACTIVATION_IDS[act]
+    kind = IDS[act]
     if impl == "fastdl":
         benchmark(K.dense_backward, kind, g, x, W, y, p, dz, dx, dW, db, p, True, False)
     elif impl == "2-gemms":
@@ -125,15 +129,17 @@ def test_backward(benchmark, shape, batch, impl):
         np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("impl", fastdl_impls(""))
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
-def test_threads(benchmark, direction, threads):
+def test_threads(benchmark, direction, threads, impl):
     benchmark.group = f"threads-{direction}-784-1024-relu-b1024"
+    K = ops()
     x, W, b, g = _problem(1024, 784, 1024)
     y = np.empty_like(g)
     p = np.zeros(1, np.float32)
     dz, dx, dW, db = (np.empty_like(a) for a in (g, x, W, b))
-    kind = K.ACTIVATION_IDS["relu"]
+    kind = IDS["relu"]
     K.dense_forward(kind, x, W, b, p, y, y, False)
     fastdl.set_num_threads(threads)
     if direction == "forward":

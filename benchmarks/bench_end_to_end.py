@@ -15,6 +15,7 @@ group's fastdl/torch ratio.
 import numpy as np
 import pytest
 
+from conftest import fastdl_impls
 from fastdl.models import MLP, StackedAutoencoder
 
 N, D, HIDDEN, CLASSES, BATCH = 10_000, 784, (500, 500), 10, 64
@@ -66,7 +67,8 @@ def _torch_run(torch, X, y):
 
 
 @pytest.mark.benchmark(group="pretrain_finetune")
-def test_pretrain_finetune_fastdl(benchmark, data):
+@pytest.mark.parametrize("impl", fastdl_impls(""))
+def test_pretrain_finetune_fastdl(benchmark, data, impl):
     X, y = data
     _fastdl_run(X[:512], y[:512])  # compile outside the timing
     net = benchmark.pedantic(_fastdl_run, args=(X, y), rounds=3, iterations=1)
@@ -81,15 +83,17 @@ def test_pretrain_finetune_torch(benchmark, data):
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def latency_net():
+    """Built under the test's backend (a model keeps the backend it was built with)."""
     net = MLP([D, *HIDDEN, CLASSES], activation="relu", seed=0)
     net.classes_ = np.arange(CLASSES)
     return net
 
 
 @pytest.mark.benchmark(group="latency_batch1")
-def test_latency_fastdl(benchmark, latency_net):
+@pytest.mark.parametrize("impl", fastdl_impls(""))
+def test_latency_fastdl(benchmark, latency_net, impl):
     x = np.random.default_rng(1).random((1, D), dtype=np.float32)
     latency_net.predict_proba(x)
     proba = benchmark(latency_net.predict_proba, x)

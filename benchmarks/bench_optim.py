@@ -13,6 +13,7 @@ import pytest
 from fastdl import optim
 from fastdl.params import ParamArena
 from baselines import parallel_copy
+from conftest import fastdl_impls, variant
 
 torch = pytest.importorskip("torch")
 
@@ -54,11 +55,12 @@ def _torch_tensors(arrays, grads):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("impl", ["fastdl", "fastdl-unchecked", "torch-default",
+@pytest.mark.parametrize("impl", [*fastdl_impls("", "unchecked"), "torch-default",
                                   "torch-foreach", "torch-fused"])
 def test_flat_10m(benchmark, case, impl):
     cls, kwargs, torch_name, torch_kwargs, torch_impls = CASES[case]
     benchmark.group = f"optim-10M-{case}"
+    impl = variant(impl)
     p, g = _flat_pair(N)
     if impl.startswith("fastdl"):
         opt = cls(p, g, **kwargs, check_finite=impl == "fastdl")
@@ -91,11 +93,12 @@ def _mlp_arena():
     return arena
 
 
-@pytest.mark.parametrize("impl", ["fastdl", "fastdl-unchecked", "torch-default",
+@pytest.mark.parametrize("impl", [*fastdl_impls("", "unchecked"), "torch-default",
                                   "torch-foreach", "torch-fused"])
 def test_mlp_adam(benchmark, impl):
     """Adam over the 8 tensors of an MLP 784-500-500-2000-10: one arena against 8 tensors."""
     benchmark.group = "optim-mlp-adam"
+    impl = variant(impl)
     arena = _mlp_arena()
     if impl.startswith("fastdl"):
         opt = optim.Adam(arena, lr=1e-3, check_finite=impl == "fastdl")
