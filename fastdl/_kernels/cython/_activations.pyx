@@ -8,6 +8,7 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
+from fastdl._kernels.cython.common cimport index_t, is_float32
 
 import numpy as np
 
@@ -16,7 +17,6 @@ from fastdl._kernels.registry import KERNELS
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "activations.hpp" namespace "fdl" nogil:
     const char* KIND_NAME "fdl::act::KIND_NAMES"[12]
@@ -39,10 +39,6 @@ if tuple(KIND_NAME[i].decode() for i in range(N_KINDS)) != tuple(KERNELS):
 
 cdef index_t CHUNK = split.CHUNK
 cdef index_t SERIAL_MAX = split.SERIAL_MAX
-
-
-cdef inline bint _single(cnp.ndarray a):
-    return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
 
 
 # ------------------------------------------------------------------------ element-wise maps
@@ -72,7 +68,7 @@ cdef void _backward(int kind, const floating* g, const floating* v, floating p, 
 def activation_forward(int kind, cnp.ndarray x, double p, cnp.ndarray out):
     """out = f(x) over flat arrays (``out`` may be ``x``)."""
     cdef index_t n = cnp.PyArray_SIZE(x)
-    if _single(x):
+    if is_float32(x):
         _forward(kind, <float*>cnp.PyArray_DATA(x), <float>p, <float*>cnp.PyArray_DATA(out), n)
     else:
         _forward(kind, <double*>cnp.PyArray_DATA(x), p, <double*>cnp.PyArray_DATA(out), n)
@@ -81,7 +77,7 @@ def activation_forward(int kind, cnp.ndarray x, double p, cnp.ndarray out):
 def activation_backward(int kind, cnp.ndarray g, cnp.ndarray v, double p, cnp.ndarray out):
     """out = g f'(v) over flat arrays, v the input or the output as the kind reads it."""
     cdef index_t n = cnp.PyArray_SIZE(v)
-    if _single(v):
+    if is_float32(v):
         _backward(kind, <float*>cnp.PyArray_DATA(g), <float*>cnp.PyArray_DATA(v), <float>p,
                   <float*>cnp.PyArray_DATA(out), n)
     else:
@@ -108,7 +104,7 @@ def activation_forward_features(int kind, cnp.ndarray x, cnp.ndarray p, cnp.ndar
     """out = f(x, p[j]) over flat rows of p.size features."""
     cdef index_t features = cnp.PyArray_SIZE(p)
     cdef index_t rows = cnp.PyArray_SIZE(x) // features if features else 0
-    if _single(x):
+    if is_float32(x):
         _forward_features(kind, <float*>cnp.PyArray_DATA(x), <float*>cnp.PyArray_DATA(p),
                           <float*>cnp.PyArray_DATA(out), rows, features)
     else:
@@ -141,7 +137,7 @@ cdef double _backward_shared(int kind, const floating* g, const floating* x, flo
 def activation_backward_shared(int kind, cnp.ndarray g, cnp.ndarray x, double p, cnp.ndarray out):
     """out = g f'(x); returns Σ g ∂f/∂p (float64, fixed order) for one shared parameter."""
     cdef index_t n = cnp.PyArray_SIZE(x)
-    if _single(x):
+    if is_float32(x):
         return _backward_shared(kind, <float*>cnp.PyArray_DATA(g), <float*>cnp.PyArray_DATA(x),
                                 <float>p, <float*>cnp.PyArray_DATA(out), n)
     return _backward_shared(kind, <double*>cnp.PyArray_DATA(g), <double*>cnp.PyArray_DATA(x), p,
@@ -179,7 +175,7 @@ def activation_backward_features(int kind, cnp.ndarray g, cnp.ndarray x, cnp.nda
     total = np.zeros(features)
     cdef double* sums = <double*>cnp.PyArray_DATA(partial)
     cdef double* out_sums = <double*>cnp.PyArray_DATA(total)
-    if _single(x):
+    if is_float32(x):
         _backward_features(kind, <float*>cnp.PyArray_DATA(g), <float*>cnp.PyArray_DATA(x),
                            <float*>cnp.PyArray_DATA(p), <float*>cnp.PyArray_DATA(out), sums,
                            rows, features)
@@ -220,7 +216,7 @@ cdef void _softmax_backward(const floating* g, const floating* y, floating* out,
 def softmax_forward(cnp.ndarray z, cnp.ndarray out):
     """Row-wise softmax of a 2-D array."""
     cdef index_t rows = z.shape[0], n = z.shape[1]
-    if _single(z):
+    if is_float32(z):
         _softmax(<float*>cnp.PyArray_DATA(z), <float*>cnp.PyArray_DATA(out), rows, n)
     else:
         _softmax(<double*>cnp.PyArray_DATA(z), <double*>cnp.PyArray_DATA(out), rows, n)
@@ -229,7 +225,7 @@ def softmax_forward(cnp.ndarray z, cnp.ndarray out):
 def softmax_backward(cnp.ndarray g, cnp.ndarray y, cnp.ndarray out):
     """out = y ⊙ (g - Σ g ⊙ y) per row of 2-D arrays."""
     cdef index_t rows = y.shape[0], n = y.shape[1]
-    if _single(y):
+    if is_float32(y):
         _softmax_backward(<float*>cnp.PyArray_DATA(g), <float*>cnp.PyArray_DATA(y),
                           <float*>cnp.PyArray_DATA(out), rows, n)
     else:

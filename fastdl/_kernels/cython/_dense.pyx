@@ -12,13 +12,13 @@ from cython.parallel cimport prange
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
+from fastdl._kernels.cython.common cimport index_t, is_float32
 
 from fastdl._kernels import openblas, split
 from fastdl._kernels.registry import IDS, LEARNABLE
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "dense.hpp" namespace "fdl" nogil:
     void dense_epilogue[T](int kind, T* z, T* y, const T* b, const T* p, bint per_feature,
@@ -185,10 +185,6 @@ cdef inline bint _col_major(cnp.ndarray a):
     return cnp.PyArray_STRIDES(a)[1] != cnp.PyArray_ITEMSIZE(a)
 
 
-cdef inline bint _single(cnp.ndarray a):
-    return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
-
-
 cdef inline object _blocks(index_t n_rows, index_t n_cols, bint by_rows, index_t work,
                            index_t products):
     """split.dense_blocks, without a Python call for work that stays on one block."""
@@ -236,7 +232,7 @@ def dense_forward(int kind, cnp.ndarray x, cnp.ndarray W, cnp.ndarray b, cnp.nda
     cdef bint store_z = cnp.PyArray_DATA(z) != cnp.PyArray_DATA(y)
     cdef index_t blocks, span
     blocks, span = _blocks(batch, n_out, by_rows, batch * n_in * n_out, 1)
-    if _single(x):
+    if is_float32(x):
         _forward(kind, <float*>cnp.PyArray_DATA(x), <float*>cnp.PyArray_DATA(W), _col_major(W),
                  <float*>cnp.PyArray_DATA(b), <float*>cnp.PyArray_DATA(p), per_feature,
                  <float*>cnp.PyArray_DATA(z), <float*>cnp.PyArray_DATA(y), store_z, reverse,
@@ -356,7 +352,7 @@ def dense_backward(int kind, cnp.ndarray g, cnp.ndarray x, cnp.ndarray W, cnp.nd
     if sums == NULL:
         raise MemoryError()
     try:
-        if _single(x):
+        if is_float32(x):
             _backward(kind, <float*>cnp.PyArray_DATA(g), <float*>cnp.PyArray_DATA(x),
                       <float*>cnp.PyArray_DATA(W), _col_major(W), <float*>cnp.PyArray_DATA(v),
                       <float*>cnp.PyArray_DATA(p), per_feature, <float*>cnp.PyArray_DATA(dz),

@@ -8,12 +8,12 @@ parallel.
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
+from fastdl._kernels.cython.common cimport index_t
 
 from fastdl._kernels import split
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "losses.hpp" namespace "fdl" nogil:
     enum LossKind:

@@ -8,12 +8,12 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
+from fastdl._kernels.cython.common cimport index_t
 
 from fastdl._kernels import split
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "noise.hpp" namespace "fdl" nogil:
     enum NoiseKind:

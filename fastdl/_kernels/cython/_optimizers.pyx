@@ -9,12 +9,12 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
+from fastdl._kernels.cython.common cimport index_t, is_float32
 
 from fastdl._kernels import split
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "optimizers.hpp" namespace "fdl" nogil:
     enum UpdateKind:
@@ -28,10 +28,6 @@ cdef extern from "optimizers.hpp" namespace "fdl" nogil:
 
 cdef index_t CHUNK = split.CHUNK
 cdef index_t SERIAL_MAX = split.SERIAL_MAX
-
-
-cdef inline bint _single(cnp.ndarray a):
-    return cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
 
 
 cdef bint _all_finite(const floating* a, index_t n) noexcept nogil:
@@ -67,7 +63,7 @@ cdef bint _step(int kind, floating* p, const floating* g, floating* state, const
 cdef bint _run(int kind, cnp.ndarray p, cnp.ndarray g, cnp.ndarray state, cnp.ndarray sc,
                bint check_finite):
     cdef index_t n = cnp.PyArray_SIZE(p)
-    if _single(p):
+    if is_float32(p):
         return _step(kind, <float*>cnp.PyArray_DATA(p), <float*>cnp.PyArray_DATA(g),
                      <float*>cnp.PyArray_DATA(state), <float*>cnp.PyArray_DATA(sc), n,
                      check_finite)
@@ -123,7 +119,7 @@ cdef double _sum_squares(const floating* g, index_t n) noexcept nogil:
 
 def sum_squares(cnp.ndarray g):
     """Σ g² in float64: per fixed chunk, then the chunk sums in order."""
-    if _single(g):
+    if is_float32(g):
         return _sum_squares(<float*>cnp.PyArray_DATA(g), cnp.PyArray_SIZE(g))
     return _sum_squares(<double*>cnp.PyArray_DATA(g), cnp.PyArray_SIZE(g))
 
@@ -140,7 +136,7 @@ cdef void _scale(floating* g, floating factor, index_t n) noexcept nogil:
 
 def scale(cnp.ndarray g, double factor):
     """g *= factor, in place."""
-    if _single(g):
+    if is_float32(g):
         _scale(<float*>cnp.PyArray_DATA(g), <float>factor, cnp.PyArray_SIZE(g))
     else:
         _scale(<double*>cnp.PyArray_DATA(g), factor, cnp.PyArray_SIZE(g))
@@ -148,6 +144,6 @@ def scale(cnp.ndarray g, double factor):
 
 def all_finite(cnp.ndarray a):
     """Whether no element of the flat array ``a`` is NaN or ±inf."""
-    if _single(a):
+    if is_float32(a):
         return _all_finite(<float*>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))
     return _all_finite(<double*>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a))

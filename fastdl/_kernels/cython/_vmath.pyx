@@ -1,10 +1,10 @@
 """Test shim for ``vmath.hpp``: its element functions over flat arrays, for tests/test_vmath.py
 (kernels inline the functions into their own loops and do not use this module)."""
 cimport numpy as cnp
+from fastdl._kernels.cython.common cimport index_t
 
 cnp.import_array()
 
-ctypedef Py_ssize_t index_t
 
 cdef extern from "vmath.hpp" namespace "fdl" nogil:
     void vmath_chunk[T](int function, const T* x, T* out, index_t n)
