@@ -1,12 +1,18 @@
 """The ``backend`` fixture: a kernel test that takes it (or marks ``usefixtures("backend")``) runs
 once on every backend this installation has, with that backend active, like thinc's tests over
 all its ops."""
+import os
+
 import pytest
 
 import fastdl
 from fastdl import _kernels
 
 BACKENDS = fastdl.available_backends()
+#: the directory holding the fastdl under test: child processes start there, so that they import
+#: the same one (from the repository root they would import the source tree, whose Cython backend
+#: is not built unless the install was editable)
+FASTDL_HOME = os.path.dirname(os.path.dirname(os.path.abspath(fastdl.__file__)))
 
 
 @pytest.fixture(params=BACKENDS)

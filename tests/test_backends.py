@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastdl
+from conftest import FASTDL_HOME
 from fastdl import _kernels
 from fastdl._kernels import BACKENDS, INTERFACE
 
@@ -76,8 +77,8 @@ def test_models_keep_the_backend_they_were_built_with():
 def _child(code, **env):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FASTDL_")}
     environment.update(env)
-    done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], env=environment, cwd=FASTDL_HOME,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 

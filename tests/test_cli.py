@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import FASTDL_HOME
 from fastdl import load
 from fastdl.cli import main
 from fastdl.datasets import load_digits
@@ -96,6 +97,6 @@ def test_plot_preconditions_are_checked_before_training(tmp_path, capsys, monkey
 
 
 def test_python_dash_m_fastdl():
-    result = subprocess.run([sys.executable, "-m", "fastdl", "--help"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-m", "fastdl", "--help"], cwd=FASTDL_HOME,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "demo" in result.stdout and "train" in result.stdout

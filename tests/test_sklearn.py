@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fastdl.sklearn import AutoencoderTransformer, PretrainedMLPClassifier, PretrainedMLPRegressor  # noqa: E402
+from conftest import FASTDL_HOME  # noqa: E402
 
 # Small networks and few epochs: check_estimator fits each estimator some fifty times.
 _SMALL = dict(hidden_layer_sizes=(8,), batch_size=32, max_iter=20, pretrain_epochs=1, learning_rate_init=1e-2,
@@ -66,7 +67,8 @@ def _blobs(n=150, seed=0):
 
 def test_import_fastdl_does_not_import_sklearn():
     code = "import sys, fastdl; assert 'sklearn' not in sys.modules, 'fastdl imported sklearn'; print('ok')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=FASTDL_HOME, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 
