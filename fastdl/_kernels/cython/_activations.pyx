@@ -118,16 +118,10 @@ cdef double _backward_shared(int kind, const floating* g, const floating* x, flo
     cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
     cdef double total = 0.0
     cdef double* partial = <double*>malloc(max(chunks, 1) * sizeof(double))
-    if n <= SERIAL_MAX:
-        for c in range(chunks):
-            lo = c * CHUNK
-            partial[c] = activation_param_sum_chunk(kind, g + lo, x + lo, p, out + lo,
-                                                    min(CHUNK, n - lo))
-    else:
-        for c in prange(chunks, schedule="static"):
-            lo = c * CHUNK
-            partial[c] = activation_param_sum_chunk(kind, g + lo, x + lo, p, out + lo,
-                                                    min(CHUNK, n - lo))
+    for c in prange(chunks, schedule="static", use_threads_if=n > SERIAL_MAX):
+        lo = c * CHUNK
+        partial[c] = activation_param_sum_chunk(kind, g + lo, x + lo, p, out + lo,
+                                                min(CHUNK, n - lo))
     for c in range(chunks):
         total += partial[c]
     free(partial)
@@ -150,18 +144,11 @@ cdef void _backward_features(int kind, const floating* g, const floating* x, con
     # each block of rows sums into its own row of partial (zeroed by the caller)
     cdef index_t block = max(1, CHUNK // features), c, r0
     cdef index_t chunks = (rows + block - 1) // block
-    if rows * features <= SERIAL_MAX:
-        for c in range(chunks):
-            r0 = c * block
-            activation_param_sum_features_chunk(kind, g + r0 * features, x + r0 * features, p,
-                                                out + r0 * features, partial + c * features,
-                                                min(block, rows - r0), features)
-    else:
-        for c in prange(chunks, schedule="static"):
-            r0 = c * block
-            activation_param_sum_features_chunk(kind, g + r0 * features, x + r0 * features, p,
-                                                out + r0 * features, partial + c * features,
-                                                min(block, rows - r0), features)
+    for c in prange(chunks, schedule="static", use_threads_if=rows * features > SERIAL_MAX):
+        r0 = c * block
+        activation_param_sum_features_chunk(kind, g + r0 * features, x + r0 * features, p,
+                                            out + r0 * features, partial + c * features,
+                                            min(block, rows - r0), features)
 
 
 def activation_backward_features(int kind, cnp.ndarray g, cnp.ndarray x, cnp.ndarray p,

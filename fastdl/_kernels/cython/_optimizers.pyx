@@ -101,14 +101,8 @@ def adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray state, cnp.ndarray sc, b
 cdef double _sum_squares(const floating* g, index_t n) noexcept nogil:
     cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
     cdef double total = 0.0
-    cdef double* partial
-    if n <= SERIAL_MAX:
-        for c in range(chunks):
-            lo = c * CHUNK
-            total += chunk_sum_squares(g + lo, min(CHUNK, n - lo))
-        return total
-    partial = <double*>malloc(chunks * sizeof(double))
-    for c in prange(chunks, schedule="static"):
+    cdef double* partial = <double*>malloc(max(chunks, 1) * sizeof(double))
+    for c in prange(chunks, schedule="static", use_threads_if=n > SERIAL_MAX):
         lo = c * CHUNK
         partial[c] = chunk_sum_squares(g + lo, min(CHUNK, n - lo))
     for c in range(chunks):
