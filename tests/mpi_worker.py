@@ -88,9 +88,9 @@ class EpochStart(Callback):
 def faults():
     """Each fault in turn: the error every rank raised and its weights before and after."""
     result = {}
-    cases = {"bad_input": dict(X=np.where(np.eye(29, 6, dtype=bool), np.nan, X) if RANK else X),
-             "mismatch": dict(batch_size=8 if RANK else 7),
-             "nan_loss": dict(fail=(8, "nan")), "raises": dict(fail=(8, "raise"))}
+    cases = {"bad_input": {"X": np.where(np.eye(29, 6, dtype=bool), np.nan, X) if RANK else X},
+             "mismatch": {"batch_size": 8 if RANK else 7},
+             "nan_loss": {"fail": (8, "nan")}, "raises": {"fail": (8, "raise")}}
     for case, options in cases.items():
         model = MLP([6, 5, 3], dtype="float64")
         if "fail" in options and RANK == 1:

@@ -75,8 +75,8 @@ def test_two_ranks_train_the_model_one_process_trains(worker_results, model, dty
 @needs_mpi
 @pytest.mark.parametrize("case, error, unchanged", [
     ("bad_input", "DistributedError: training stopped on all 2 ranks; rank 1: ValueError: X contains NaN", True),
-    ("mismatch", "DistributedError: the ranks were given different configurations: batch_size is 8 on "
-                 "rank 1 but 7 on rank 0", True),
+    ("mismatch", ("DistributedError: the ranks were given different configurations: batch_size is 8 on "
+                  "rank 1 but 7 on rank 0"), True),
     ("nan_loss", "TrainingDivergedError: the training loss became nan at epoch 1, step 7", False),
     ("raises", "DistributedError: training stopped on all 2 ranks; rank 1: RuntimeError: injected failure",
      False)])
@@ -131,3 +131,26 @@ def test_the_cli_writes_nothing_when_one_rank_fails(tmp_path, bad):
     expected = "rank 1: ValueError: X contains NaN" if bad == "nan" else "X is (32, 8) float32 crc32"
     assert done.stderr.count("fastdl train: error:") == 2 and expected in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["bad.npz", "good.npz"]  # no model, no temporary file
+
+
+def test_comm_must_be_an_mpi_communicator():
+    pytest.importorskip("mpi4py")
+    from fastdl.models import MLP
+
+    X = np.random.default_rng(0).random((10, 4))
+    net = MLP([4, 3, 2], dtype="float64")
+    before = net.arena.params.copy()
+    with pytest.raises(TypeError, match="comm must be an mpi4py intra-communicator .* got str"):
+        net.fit(X, np.arange(10) % 2, epochs=1, comm="COMM_WORLD")
+    np.testing.assert_array_equal(net.arena.params, before)
+    assert net.step_ == 0
+
+
+def test_one_process_started_without_mpiexec_trains_alone(monkeypatch):
+    from fastdl.distributed import world_from_launcher
+
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert world_from_launcher() is None
+    monkeypatch.setenv("PMI_SIZE", "1")  # mpiexec -n 1
+    assert world_from_launcher() is None
