@@ -1,10 +1,15 @@
-"""The ``fastdl`` command line: ``fastdl demo`` and ``fastdl train DATA --out MODEL``."""
+"""The ``fastdl`` command line: ``fastdl demo`` and ``fastdl train DATA --out MODEL``.
+
+``mpiexec -n 4 fastdl train DATA --out MODEL`` trains data-parallel over the 4 processes
+(:mod:`fastdl.distributed`); rank 0 reports and writes the model."""
 import argparse
 import os
 import sys
 import time
 
 import numpy as np
+
+from fastdl.distributed import DistributedError
 
 
 def _corruption(text):
@@ -78,10 +83,10 @@ def _stack(args, n_inputs, n_outputs, seed):
                               corruption=args.corruption, seed=seed)
 
 
-def _fit(net, X, y, args, pretrain, progress=False):
+def _fit(net, X, y, args, pretrain, progress=False, comm=None):
     started = time.perf_counter()
     history = net.fit(X, y, pretrain=pretrain, pretrain_epochs=args.pretrain_epochs, pretrain_lr=args.lr,
-                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=progress)
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=progress, comm=comm)
     return history, time.perf_counter() - started
 
 
@@ -177,25 +182,35 @@ def _plot(directory, keep):
 
 
 def train(args):
-    from fastdl import io
+    from fastdl import distributed, io
     from fastdl.datasets import load_file, train_test_split
     from fastdl.models import Autoencoder
 
-    io.check_save_path(args.out)  # before training, not after
-    X, y = load_file(args.data, args.labels)
-    if y is None:  # no labels: an autoencoder of the first hidden size
-        model = Autoencoder(X.shape[1], args.hidden[0], args.activation, corruption=args.corruption,
-                            seed=args.seed)
-        model.fit(X, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=args.progress)
-        print(f"autoencoder {X.shape[1]}-{args.hidden[0]}: reconstruction error "
+    comm = distributed.world_from_launcher()  # started by mpiexec: train with the other processes
+    root = comm is None or comm.Get_rank() == 0
+    with distributed.reported(comm):  # a failure before fit on one rank reaches the others
+        if root:
+            io.check_save_path(args.out)  # before training, not after
+        X, y = load_file(args.data, args.labels)
+        if y is None:  # no labels: an autoencoder of the first hidden size
+            model = Autoencoder(X.shape[1], args.hidden[0], args.activation, corruption=args.corruption,
+                                seed=args.seed)
+            model.fit(X, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, progress=args.progress,
+                      comm=comm)
+        else:
+            X, Xte, y, yte = train_test_split(X, y, args.test_fraction, seed=args.seed)
+            model = _stack(args, X.shape[1], len(np.unique(y)), args.seed)
+            _, seconds = _fit(model, X, y, args, not args.no_pretrain, args.progress, comm)
+    if not root:  # every rank holds the same model: rank 0 reports and writes it
+        return 0
+    where = f" on {comm.Get_size()} processes" if comm else ""
+    if y is None:
+        print(f"autoencoder {X.shape[1]}-{args.hidden[0]}{where}: reconstruction error "
               f"{model.reconstruction_error(X):.4f} on {len(X)} samples")
     else:
-        Xtr, Xte, ytr, yte = train_test_split(X, y, args.test_fraction, seed=args.seed)
-        model = _stack(args, X.shape[1], len(np.unique(y)), args.seed)
-        history, seconds = _fit(model, Xtr, ytr, args, not args.no_pretrain, args.progress)
-        print(f"trained {len(Xtr)} samples in {seconds:.1f} s; test accuracy "
+        print(f"trained {len(X)} samples in {seconds:.1f} s{where}; test accuracy "
               f"{100 * model.score(Xte, yte):.2f}% on {len(Xte)} held-out samples")
-    io.save(model, args.out)
+    io.save(model, args.out)  # atomically: a failed save leaves no partial file
     print(f"saved {args.out}")
     return 0
 
@@ -210,6 +225,6 @@ def main(argv=None):
         if args.command == "demo" and args.plot:
             _prepare_plots(args.plot)
         return demo(args) if args.command == "demo" else train(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, DistributedError) as exc:
         print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -186,10 +186,14 @@ class Dropout:
             return {"grad": (n, self.n_out)}
         return {"out": (n, self.n_out), "grad": (n, self.n_out)}
 
+    def _key(self, ctx):
+        """The mask of this step and layer; a slice of a batch draws its rows' part of it."""
+        return noise_key(ctx.seed, ctx.step, ctx.stream, ctx.first_row * self.n_out)
+
     def forward(self, x, ws, training, ctx):
         if not training or self.p == 0.0:
             return x
-        self.ops.dropout(x, self.p, noise_key(ctx.seed, ctx.step, ctx.stream), ws["out"])
+        self.ops.dropout(x, self.p, self._key(ctx), ws["out"])
         return ws["out"]
 
     def backward(self, grad, x, ws, grad_in, ctx):
@@ -197,7 +201,7 @@ class Dropout:
         if self.p == 0.0:  # the identity: the gradient passes through unchanged
             np.copyto(grad_in, grad)
         else:
-            self.ops.dropout_backward(grad, self.p, noise_key(ctx.seed, ctx.step, ctx.stream), grad_in)
+            self.ops.dropout_backward(grad, self.p, self._key(ctx), grad_in)
         return grad_in
 
     def get_config(self):

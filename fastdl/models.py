@@ -24,6 +24,7 @@ from fastdl import io as _io, optim
 from fastdl._kernels import ops as _active_ops
 from fastdl._kernels.random import noise_key
 from fastdl._validation import check_float_dtype, check_int
+from fastdl.distributed import collective
 from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
 from fastdl.params import ParamArena
 from fastdl.training import train
@@ -65,12 +66,13 @@ def _same(a, b):
 
 
 class _StepContext:
-    """What a layer needs to draw its noise: the model seed, the global step and its stream."""
+    """What a layer needs to draw its noise: the model seed, the global step, its stream, and the
+    position of the step's first row in the whole batch (another process may hold the rows before)."""
 
-    __slots__ = ("seed", "step", "stream")
+    __slots__ = ("seed", "step", "stream", "first_row")
 
     def __init__(self, seed):
-        self.seed, self.step, self.stream = seed, 0, 0
+        self.seed, self.step, self.stream, self.first_row = seed, 0, 0, 0
 
 
 class Model:
@@ -173,7 +175,9 @@ class Model:
     def _targets_of(self, xb, yb):
         return yb
 
-    def _train_step(self, xb, yb):
+    def _train_step(self, xb, yb, first_row=0):
+        """One forward / backward of a batch whose rows start at ``first_row`` of the whole batch."""
+        self._ctx.first_row = first_row
         ws = self._workspace(len(xb), True)
         if self._zero_grad_each_step:  # some layer accumulates its gradient (tied weights)
             self.arena.zero_grad()
@@ -323,7 +327,7 @@ class Model:
 
 _FIT_DEFAULTS = dict(epochs=10, batch_size=32, optimizer="adam", lr=1e-3, optimizer_params=None,
                      shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
-                     min_delta=0.0, callbacks=(), lr_schedule=None, progress=False)
+                     min_delta=0.0, callbacks=(), lr_schedule=None, progress=False, comm=None)
 
 
 class Network(Model):
@@ -411,6 +415,7 @@ class Network(Model):
         return labels
 
     # --- public API -------------------------------------------------------------------------
+    @collective
     def fit(self, X, y, *, classes=None, **kwargs):
         """Train from the current weights; returns the :class:`~fastdl.training.History`.
 
@@ -421,7 +426,8 @@ class Network(Model):
         Other keyword arguments (defaults): epochs=10, batch_size=32, optimizer="adam" (a name or an
         Optimizer over ``model.arena``), lr=1e-3, optimizer_params=None (e.g. weight_decay),
         shuffle=True, validation_data=None, validation_fraction=0.0, patience=None,
-        min_delta=0.0, callbacks=(), lr_schedule=None, progress=False.
+        min_delta=0.0, callbacks=(), lr_schedule=None, progress=False, comm=None (an mpi4py
+        communicator: train data-parallel with its other ranks, see :mod:`fastdl.distributed`).
         """
         return self._fit_checked(*self._check_fit(X, y, classes, kwargs))
 
@@ -585,7 +591,7 @@ class Autoencoder(Model):
         if self.corruption is None:
             return xb
         kind, level = self.corruption
-        key = noise_key(self.seed, self.step_, 0xC0DE)
+        key = noise_key(self.seed, self.step_, 0xC0DE, self._ctx.first_row * self.n_visible)
         out = ws["corrupted"]
         if kind == "mask":
             self.ops.masking_noise(xb, level, key, out)
@@ -600,6 +606,7 @@ class Autoencoder(Model):
         return {"loss": self._loss_on(X, X)}
 
     # --- public API -------------------------------------------------------------------------
+    @collective
     def fit(self, X, **kwargs):
         """Train to reconstruct ``X`` from the current weights; see :meth:`Network.fit` for the
         keyword arguments (``validation_data`` is an array X_val here)."""
@@ -683,8 +690,9 @@ class StackedAutoencoder(Network):
         """The top hidden layer's codes."""
         return self._run(self._check_X(X), self.hidden_layers)
 
+    @collective
     def pretrain(self, X, *, epochs=5, batch_size=32, optimizer="adam", lr=1e-3, corruption="default",
-                 progress=False):
+                 progress=False, comm=None):
         """Greedy layer-wise pre-training of the hidden layers; returns the per-layer report.
 
         ``epochs``, ``optimizer``, ``lr`` and ``corruption`` may each be one value for every layer
@@ -692,9 +700,9 @@ class StackedAutoencoder(Network):
         """
         X = self._check_X(X)
         return self._pretrain(X, self._pretrain_plan(epochs, batch_size, optimizer, lr, corruption),
-                              batch_size, progress)
+                              batch_size, progress, comm)
 
-    def _pretrain(self, X, plan, batch_size, progress):
+    def _pretrain(self, X, plan, batch_size, progress, comm):
         """pretrain() on a checked X and plan."""
         report = []
         codes = X
@@ -709,7 +717,7 @@ class StackedAutoencoder(Network):
             # start from this network's own initial encoder, train, write the encoder back
             ae.arena.group("encoder").params[...] = self._layer_params(layer)
             history = ae.fit(codes, epochs=layer_epochs, batch_size=batch_size, optimizer=layer_optimizer,
-                             lr=layer_lr, progress=progress)
+                             lr=layer_lr, progress=progress, comm=comm)
             self._layer_params(layer)[...] = ae.arena.group("encoder").params
             report.append({"layer": i, "sizes": (layer.n_in, layer.n_out), "loss": history["loss"],
                            "time": time.perf_counter() - started})
@@ -743,6 +751,7 @@ class StackedAutoencoder(Network):
         name = next(n for n, l in self._named_layers() if l is layer)
         return self.arena.group(name).params
 
+    @collective
     def fit(self, X, y, *, classes=None, pretrain=True, pretrain_epochs=5, pretrain_optimizer="adam",
             pretrain_lr=1e-3, pretrain_corruption="default", **kwargs):
         """Greedy pre-training (unless ``pretrain=False``), then supervised fine-tuning with the
@@ -753,7 +762,7 @@ class StackedAutoencoder(Network):
         if pretrain:
             plan = self._pretrain_plan(pretrain_epochs, options["batch_size"], pretrain_optimizer, pretrain_lr,
                                        pretrain_corruption)
-            self._pretrain(checked[0], plan, options["batch_size"], options["progress"])
+            self._pretrain(checked[0], plan, options["batch_size"], options["progress"], options["comm"])
         return self._fit_checked(*checked)
 
     def get_config(self):

@@ -9,10 +9,13 @@ Around that: validation data or a validation fraction, early stopping with patie
 best weights back, a :class:`History`, callbacks, a learning-rate schedule, a tqdm progress bar
 (if tqdm is installed), Ctrl-C that stops after the current step with consistent weights, and a
 NaN/inf loss that restores the last good weights and raises :class:`TrainingDivergedError`.
+With ``comm`` (an mpi4py communicator) the ranks train one model together, data-parallel: see
+:mod:`fastdl.distributed`.
 
 The model side of the protocol: ``model.arena.params`` (the flat parameter buffer),
 ``model.step_`` and ``model.epoch_`` (counters that seed corruption / dropout masks and shuffling,
-so a continued fit never reuses a mask or a permutation), ``model._train_step(xb, yb)`` and
+so a continued fit never reuses a mask or a permutation), ``model._train_step(xb, yb, first_row)``
+(``first_row``: where ``xb`` starts in the whole batch, which another process may share) and
 ``model._evaluate(X, y, batch_size)`` → dict of validation metrics (``loss`` first).
 """
 import math
@@ -140,9 +143,19 @@ def _progress_bar(enabled, epochs):
     return tqdm(total=epochs, unit="epoch", leave=True)
 
 
+def _stop_reason(sigint, state, waited, patience):
+    if sigint.requested:
+        return "interrupted"
+    if state.stop_training:
+        return "callback"
+    if patience is not None and waited >= patience:
+        return "early_stopping"
+    return None
+
+
 def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed=0,
           validation_data=None, validation_fraction=0.0, patience=None, min_delta=0.0,
-          callbacks=(), lr_schedule=None, progress=False):
+          callbacks=(), lr_schedule=None, progress=False, comm=None):
     """Train ``model`` with ``optimizer`` on validated, C-contiguous ``X`` (and targets ``y``).
 
     ``validation_data=(X_val, y_val)`` or ``validation_fraction`` (a seeded share of ``X`` held
@@ -151,6 +164,9 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     than ``min_delta`` for ``patience`` epochs, and the best epoch's weights are put back.
     ``lr_schedule(epoch) -> lr`` sets the optimizer's learning rate before each epoch (``epoch``
     counts from 0 within this call). Returns the :class:`History`.
+
+    ``comm``: train data-parallel with the other ranks of this mpi4py communicator, each on its
+    part of every batch (:mod:`fastdl.distributed`); validation and callbacks run on rank 0.
     """
     if validation_fraction and validation_data is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
@@ -164,17 +180,28 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     batch_size = min(batch_size, n)
     history = History()
     state = TrainingState(model, optimizer, history)
-    callbacks = [c if isinstance(c, Callback) else _EpochEndFunction(c) for c in callbacks]
+    replicas = None
+    if comm is not None:
+        from fastdl.distributed import Replicas, fingerprint
+
+        replicas = Replicas(comm)
+        settings = dict(epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                        validation=None if X_val is None else X_val.shape, patience=patience,
+                        min_delta=min_delta, lr_schedule=lr_schedule is not None)
+        replicas.check_same(fingerprint(model, optimizer, X, y, settings))
+        replicas.broadcast(model.arena.params)
+    root = replicas is None or replicas.is_root  # validation, callbacks and the bar live here
+    callbacks = [c if isinstance(c, Callback) else _EpochEndFunction(c) for c in callbacks] if root else []
     batch_callbacks = [c for c in callbacks if type(c).on_batch_end is not Callback.on_batch_end]
 
-    # Batch buffers, allocated once: the full batch and (views of it) the short last batch.
-    x_buf = np.empty((batch_size,) + X.shape[1:], dtype=X.dtype)
-    y_buf = None if y is None else np.empty((batch_size,) + y.shape[1:], dtype=y.dtype)
-    tail = n % batch_size
-    views = {batch_size: (x_buf, y_buf)}
-    if tail:
-        views[tail] = (x_buf[:tail], None if y is None else y_buf[:tail])
+    # Each batch [start, stop) of the permutation, this process's rows [a, b) of it, and buffers
+    # allocated once with a view per length that occurs (the short last batch, a rank's part).
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    parts = bounds if replicas is None else [replicas.rows(*bound) for bound in bounds]
+    lengths = {b - a for a, b in parts}
+    x_buf = np.empty((max(lengths),) + X.shape[1:], dtype=X.dtype)
+    y_buf = None if y is None else np.empty((max(lengths),) + y.shape[1:], dtype=y.dtype)
+    views = {k: (x_buf[:k], None if y is None else y_buf[:k]) for k in lengths}
 
     params = model.arena.params
     # What a NaN/inf loss restores: the weights and optimizer state the epoch started from (the
@@ -183,7 +210,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     best_params = np.empty_like(params) if patience is not None else None  # read once filled
     best_value, best_epoch, waited = math.inf, None, 0
     monitor = "val_loss" if X_val is not None else "loss"
-    bar = _progress_bar(progress, epochs)
+    bar = _progress_bar(progress and root, epochs)
     order = np.arange(n)
 
     for c in callbacks:
@@ -200,15 +227,25 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                     c.on_epoch_begin(state)
                 if shuffle:
                     order = np.random.default_rng([seed, model.epoch_]).permutation(n)
-                index_views = [order[a:b] for a, b in bounds]
                 started = time.perf_counter()
                 total, seen = 0.0, 0
-                for idx in index_views:
-                    xb, yb = views[len(idx)]
+                for (start, stop), (a, b) in zip(bounds, parts):
+                    idx = order[a:b]
+                    xb, yb = views[b - a]
                     np.take(X, idx, axis=0, out=xb, mode="wrap")  # 'wrap' avoids numpy's buffered copy
                     if y is not None:
                         np.take(y, idx, axis=0, out=yb, mode="wrap")
-                    loss = model._train_step(xb, yb)
+                    if b > a:
+                        loss = model._train_step(xb, yb, a - start)
+                    else:  # a batch shorter than the number of ranks: no row here
+                        model.arena.zero_grad()
+                        loss = 0.0
+                    if replicas is not None:
+                        share = (b - a) / (stop - start)
+                        loss, stopping = replicas.step(loss, share, sigint.requested or state.stop_training)
+                        if stopping:  # asked for after the previous step: this one is not taken
+                            break
+                        replicas.average_gradients(model.arena.grads, share, model.ops)
                     try:
                         if not math.isfinite(loss):
                             raise FloatingPointError(f"the training loss became {loss}")
@@ -221,19 +258,22 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                             f"the weights from the end of the last finite epoch were restored "
                             f"(try a lower learning rate)") from None
                     model.step_ += 1
-                    total += loss * len(idx)
-                    seen += len(idx)
+                    total += loss * (stop - start)
+                    seen += stop - start
                     state.batch_loss = loss
                     for c in batch_callbacks:
                         c.on_batch_end(state)
-                    if sigint.requested or state.stop_training:
+                    if replicas is None and (sigint.requested or state.stop_training):
                         break
                 model.epoch_ += 1
-                # an interrupted epoch's mean loss covers the batches it ran
-                record = {"epoch": model.epoch_, "loss": total / seen, "lr": getattr(optimizer, "lr", None),
-                          "time": time.perf_counter() - started}
-                if X_val is not None:
-                    record.update({f"val_{k}": v for k, v in model._evaluate(X_val, y_val, batch_size).items()})
+                record = None
+                if root:  # an interrupted epoch's mean loss covers the batches it ran
+                    record = {"epoch": model.epoch_, "loss": total / seen if seen else math.nan, "lr": getattr(optimizer, "lr", None),
+                              "time": time.perf_counter() - started}
+                    if X_val is not None:
+                        record.update({f"val_{k}": v for k, v in model._evaluate(X_val, y_val, batch_size).items()})
+                if replicas is not None:
+                    record = replicas.agree(record)[0]
                 history.records.append(record)
                 state.logs = record
                 value = record[monitor]
@@ -249,14 +289,11 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                     bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
                                      if k in ("loss", "val_loss", "val_accuracy")})
                     bar.update(1)
-                if sigint.requested:
-                    history.stopped = "interrupted"
-                    break
-                if state.stop_training:
-                    history.stopped = "callback"
-                    break
-                if patience is not None and waited >= patience:
-                    history.stopped = "early_stopping"
+                stopped = _stop_reason(sigint, state, waited, patience)
+                if replicas is not None:  # rank 0's reason first, else any rank's Ctrl-C
+                    stopped = next((r for r in replicas.agree(stopped) if r is not None), None)
+                if stopped is not None:
+                    history.stopped = stopped
                     break
     finally:
         if bar is not None:
@@ -266,4 +303,6 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
         history.best_epoch = best_epoch
     for c in callbacks:
         c.on_train_end(state)
+    if replicas is not None:  # the last collective: nothing that can fail on one rank follows
+        replicas.check_in_step(params)
     return history
