@@ -218,12 +218,12 @@ def experiment(args):
     from fastdl import experiments, get_backend, io
     from fastdl.datasets import load_digits, load_file, train_test_split
 
-    os.makedirs(args.out, exist_ok=True)
-    csv_path, plot_path = (os.path.join(args.out, f"pretraining.{ext}") for ext in ("csv", "png"))
-    io.check_save_path(csv_path)  # before training, not after
     X, y = load_digits() if args.data is None else load_file(args.data, args.labels)
     if y is None:
         raise ValueError(f"{args.data} has no labels: the experiment measures classification error")
+    os.makedirs(args.out, exist_ok=True)
+    csv_path, plot_path = (os.path.join(args.out, f"pretraining.{ext}") for ext in ("csv", "png"))
+    io.check_save_path(csv_path)  # before training, not after
     Xtr, Xte, ytr, yte = train_test_split(X, y, args.test_fraction, seed=0)
     print(f"fastdl experiment pretraining: {args.data or 'the digits'}, {len(Xtr)} train / {len(Xte)} test, "
           f"hidden {'-'.join(map(str, args.hidden))} ({args.activation}, corruption {args.corruption}), depths "
