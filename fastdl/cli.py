@@ -1,4 +1,5 @@
-"""The ``fastdl`` command line: ``fastdl demo`` and ``fastdl train DATA --out MODEL``.
+"""The ``fastdl`` command line: ``fastdl demo``, ``fastdl train DATA --out MODEL`` and
+``fastdl experiment pretraining``.
 
 ``mpiexec -n 4 fastdl train DATA --out MODEL`` trains data-parallel over the 4 processes
 (:mod:`fastdl.distributed`); rank 0 reports and writes the model."""
@@ -73,6 +74,19 @@ def _parser():
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--progress", action="store_true", help="a progress bar (tqdm)")
     _add_training_options(train, [256, 128], epochs=20, pretrain_epochs=5)
+    experiment = commands.add_parser("experiment", help="pre-trained against randomly initialised networks "
+                                                        "by depth, over seeds (fastdl.experiments)")
+    experiment.add_argument("name", choices=["pretraining"])
+    experiment.add_argument("--data", help=".npz with X and y, or an IDX images file (default: the digits)")
+    experiment.add_argument("--labels", help="IDX labels file (with IDX images)")
+    experiment.add_argument("--test-fraction", type=float, default=0.25, help="held out (default %(default)s)")
+    experiment.add_argument("--seeds", type=_count(1), default=5, help="runs per depth and arm (default %(default)s)")
+    experiment.add_argument("--depths", type=_sizes, default=[1, 2, 3],
+                            help="numbers of hidden layers, each using the first of --hidden (default 1,2,3)")
+    experiment.add_argument("--out", default="pretraining-experiment",
+                            help="directory for pretraining.csv and pretraining.png (default %(default)s)")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_training_options(experiment, [256, 256, 256], epochs=30, pretrain_epochs=10)
     return parser
 
 
@@ -215,6 +229,42 @@ def train(args):
     return 0
 
 
+def experiment(args):
+    from fastdl import experiments, get_backend, io
+    from fastdl.datasets import load_digits, load_file, train_test_split
+
+    X, y = load_digits() if args.data is None else load_file(args.data, args.labels)
+    if y is None:
+        raise ValueError(f"{args.data} has no labels: the experiment measures classification error")
+    os.makedirs(args.out, exist_ok=True)
+    csv_path, plot_path = (os.path.join(args.out, f"pretraining.{ext}") for ext in ("csv", "png"))
+    io.check_save_path(csv_path)  # before training, not after
+    Xtr, Xte, ytr, yte = train_test_split(X, y, args.test_fraction, seed=0)
+    print(f"fastdl experiment pretraining: {args.data or 'the digits'}, {len(Xtr)} train / {len(Xte)} test, "
+          f"hidden {'-'.join(map(str, args.hidden))} ({args.activation}, corruption {args.corruption}), depths "
+          f"{args.depths}, {args.seeds} seeds, {args.epochs} fine-tuning epochs (pre-trained: "
+          f"+{args.pretrain_epochs} per layer first), {get_backend()} kernels")
+    runs = experiments.pretraining_experiment(
+        Xtr, ytr, Xte, yte, hidden=args.hidden, depths=args.depths, seeds=args.seeds, activation=args.activation,
+        corruption=args.corruption, pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, progress=not args.no_progress)
+    summary = experiments.summarize(runs)
+    print(f"\n{'depth':>5}  {'init':12}{'test error':>18}{'training loss':>22}")
+    for (depth, arm), row in summary.items():
+        (err, err_sd), (loss, loss_sd) = row["test_error"], row["train_loss"]
+        print(f"{depth:>5}  {arm:12}{f'{100 * err:.2f}% ± {100 * err_sd:.2f}%':>18}{f'{loss:.4f} ± {loss_sd:.4f}':>22}")
+    experiments.write_csv(runs, csv_path)
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"wrote {csv_path} (no plot: matplotlib is not installed)")
+        return 0
+    matplotlib.use("Agg")
+    experiments.plot(summary, plot_path)
+    print(f"wrote {csv_path} and {plot_path}")
+    return 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -224,7 +274,7 @@ def main(argv=None):
             set_num_threads(args.threads)
         if args.command == "demo" and args.plot:
             _prepare_plots(args.plot)
-        return demo(args) if args.command == "demo" else train(args)
+        return {"demo": demo, "train": train, "experiment": experiment}[args.command](args)
     except (ValueError, TypeError, OSError, DistributedError) as exc:
         print(f"fastdl {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -133,14 +133,14 @@ def _split_validation(X, y, fraction, seed):
     return X[tr], None if y is None else y[tr], X[val], None if y is None else y[val]
 
 
-def _progress_bar(enabled, epochs):
+def _progress_bar(enabled, total, unit="epoch"):
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=epochs, unit="epoch", leave=True)
+    return tqdm(total=total, unit=unit, leave=True)
 
 
 def _stop_reason(sigint, state, waited, patience):

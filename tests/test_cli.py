@@ -1,4 +1,5 @@
 """The command line: the demo's table, training on a user's file, errors."""
+import csv
 import gzip
 import re
 import subprocess
@@ -100,3 +101,60 @@ def test_python_dash_m_fastdl():
     result = subprocess.run([sys.executable, "-m", "fastdl", "--help"], cwd=FASTDL_HOME,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "demo" in result.stdout and "train" in result.stdout
+
+
+def test_experiment_pretraining_writes_the_runs_and_the_plot(tmp_path, capsys):
+    X, y = load_digits()
+    np.savez(tmp_path / "digits.npz", X=X[:400], y=y[:400])
+    out = tmp_path / "exp"
+    args = ["experiment", "pretraining", "--data", str(tmp_path / "digits.npz"), "--seeds", "2", "--depths", "1,2",
+            "--hidden", "32,16", "--epochs", "3", "--pretrain-epochs", "1", "--batch-size", "64", "--lr", "1e-2",
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    with open(out / "pretraining.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["depth"], r["init"], r["seed"]) for r in runs] == [
+        (d, arm, s) for d in ("1", "2") for s in ("0", "1") for arm in ("pretrained", "random")]
+    errors = {(r["depth"], r["init"], r["seed"]): float(r["test_error"]) for r in runs}
+    assert all(0 <= e < 0.5 for e in errors.values()) and all(float(r["train_loss"]) > 0 for r in runs)
+    # the printed table is the CSV's mean ± sd (sample sd) per depth and arm
+    table = re.findall(r"^\s+(\d)\s+(pretrained|random)\s+([\d.]+)% ± ([\d.]+)%\s+([\d.]+) ± ([\d.]+)$",
+                       capsys.readouterr().out, re.MULTILINE)
+    assert len(table) == 4
+    for depth, arm, err, err_sd, loss, loss_sd in table:
+        mine = [errors[depth, arm, s] for s in ("0", "1")]
+        losses = [float(r["train_loss"]) for r in runs if (r["depth"], r["init"]) == (depth, arm)]
+        assert float(err) == pytest.approx(100 * np.mean(mine), abs=0.006)
+        assert float(err_sd) == pytest.approx(100 * np.std(mine, ddof=1), abs=0.006)
+        assert float(loss) == pytest.approx(np.mean(losses), abs=6e-5)
+        assert float(loss_sd) == pytest.approx(np.std(losses, ddof=1), abs=6e-5)
+    assert (out / "pretraining.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_experiment_arms_differ_only_in_pretraining():
+    """Same seed, same budget: the random arm is a plain fit of the same network, and the
+    pre-trained arm equals pre-training then fitting."""
+    from fastdl.experiments import pretraining_experiment
+    from fastdl.models import StackedAutoencoder
+
+    X, y = load_digits()
+    Xtr, ytr, Xte, yte = X[:200], y[:200], X[200:300], y[200:300]
+    options = dict(activation="relu", corruption=("mask", 0.2), seed=1)
+    runs = pretraining_experiment(Xtr, ytr, Xte, yte, hidden=(16,), depths=(1,), seeds=2, epochs=2,
+                                  pretrain_epochs=1, batch_size=50, lr=1e-2, corruption=options["corruption"])
+    for pretrain, run in zip((True, False), runs[2:]):  # seed 1
+        net = StackedAutoencoder([64, 16], 10, **options)
+        history = net.fit(Xtr, ytr, pretrain=pretrain, pretrain_epochs=1, pretrain_lr=1e-2, epochs=2, lr=1e-2,
+                          batch_size=50)
+        assert run["test_error"] == 1 - net.score(Xte, yte) and run["train_loss"] == history["loss"][-1]
+
+
+@pytest.mark.parametrize("kwargs, message", [({"seeds": 0}, "seeds must be at least 1"),
+                                             ({"depths": (1, 4)}, "depths must be between 1 and 3"),
+                                             ({"depths": ()}, "depths must be between 1 and 3")])
+def test_experiment_rejects_bad_settings(kwargs, message):
+    from fastdl.experiments import pretraining_experiment
+
+    X, y = load_digits()
+    with pytest.raises(ValueError, match=message):
+        pretraining_experiment(X[:10], y[:10], X[:10], y[:10], **kwargs)
