@@ -24,7 +24,8 @@ from fastdl import io as _io, optim
 from fastdl._kernels import ops as _active_ops
 from fastdl._kernels.random import noise_key
 from fastdl._validation import check_float_dtype, check_int
-from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
+from fastdl._kernels.registry import check_activation
+from fastdl.layers import Dense, Dropout, layer_from_config
 from fastdl.params import ParamArena
 from fastdl.training import train
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from fastdl import init as initializers
-from fastdl.layers import Dense, Dropout, check_activation
+from fastdl._kernels.registry import check_activation
+from fastdl.layers import Dense, Dropout
 from fastdl.models import MLP, Network
 
 
