@@ -50,9 +50,32 @@ def check_real(value, name, low=-math.inf, high=math.inf, *, low_open=False, hig
     return value
 
 
+def check_bool(value, name):
+    """``value`` as a bool; a TypeError naming ``name`` for anything but a bool (1 or "no" is no
+    flag)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_probability(p, name):
     """A drop or corruption probability, in [0, 1) (see the module docstring)."""
     return check_real(p, name, 0.0, 1.0, high_open=True)
+
+
+def check_validation_fraction(fraction):
+    """The share of the training set held out for validation, in [0, 1) (0: none)."""
+    return check_real(fraction, "validation_fraction", 0.0, 1.0, high_open=True)
+
+
+def check_finite(arr, name):
+    """``arr`` itself, or a ValueError naming ``name`` if it holds a NaN or an infinity. The test
+    is a kernel of the active backend: ``np.isfinite(arr).all()`` would allocate a boolean array
+    of arr's size."""
+    from fastdl._kernels import ops  # the backends import this module: bind late
+    if not ops().all_finite(np.ascontiguousarray(arr).reshape(-1)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
 
 
 def check_numeric_dtype(dtype, name):

@@ -18,7 +18,7 @@ import numpy as np
 from fastdl import init as initializers
 from fastdl._kernels.random import noise_key
 from fastdl._kernels.registry import ACTIVATIONS, IDS, KERNELS, check_activation, kernel_name
-from fastdl._validation import check_int
+from fastdl._validation import check_int, check_probability
 
 class Dense:
     """Fully connected layer ``y = act(x Wᵀ + b)``; see the module docstring."""
@@ -141,9 +141,7 @@ class Dropout:
     """Inverted dropout with drop probability ``p``; the identity in evaluation mode."""
 
     def __init__(self, p=0.5):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"p must be a float in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_probability(p, "p")
         self.n_in = self.n_out = None  # set by the network from the layer below
         self.ops = None  # the kernel backend, set by bind
 

@@ -15,7 +15,6 @@ Common API (what the scikit-learn wrappers drive):
 - ``get_config()`` / ``from_config()``, ``seed``, counters ``step_`` and ``epoch_`` that key the
   dropout / corruption masks and the shuffling, ``history_`` of the last fit.
 """
-import math
 import time
 
 import numpy as np
@@ -23,7 +22,8 @@ import numpy as np
 from fastdl import io as _io, optim
 from fastdl._kernels import ops as _active_ops
 from fastdl._kernels.random import noise_key
-from fastdl._validation import check_float_dtype, check_int
+from fastdl._validation import (check_finite, check_float_dtype, check_int, check_numeric_dtype,
+                                check_probability, check_real, check_validation_fraction)
 from fastdl._kernels.registry import check_activation
 from fastdl.layers import Dense, Dropout, layer_from_config
 from fastdl.params import ParamArena
@@ -48,16 +48,13 @@ def _kernel_array(arr, dtype, name):
 
     Writable because numba compiles a separate specialization of a kernel for read-only arrays
     (memmaps, the arrays joblib hands to parallel workers): about a dozen more compilations for
-    one input. A copy here, once per call, keeps every kernel at one array type. The finite check
-    is a kernel: ``np.isfinite(arr).all()`` would allocate a boolean array of arr's size.
+    one input. A copy here, once per call, keeps every kernel at one array type.
     """
     flags = arr.flags
     if not (arr.dtype == dtype and flags.c_contiguous and flags.writeable):
         arr = np.ascontiguousarray(arr, dtype=dtype)
         arr = arr if arr.flags.writeable else arr.copy()
-    if not _active_ops().all_finite(arr.reshape(-1)):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return arr
+    return check_finite(arr, name)
 
 
 def _same(a, b):
@@ -234,8 +231,7 @@ class Model:
         """``X`` as a writable C-contiguous 2-D array of the model's dtype (see ``_kernel_array``),
         finite, with the right width."""
         arr = np.asarray(X)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        check_numeric_dtype(arr.dtype, name)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples, features), got shape {arr.shape}")
         if arr.shape[0] == 0:
@@ -275,10 +271,8 @@ class Model:
         options["batch_size"] = check_int(options["batch_size"], "batch_size", 1)
         if options["patience"] is not None:
             options["patience"] = check_int(options["patience"], "patience", 1)
-        if not 0.0 <= options["validation_fraction"] < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {options['validation_fraction']!r}")
-        if not (isinstance(options["lr"], (int, float)) and options["lr"] >= 0):
-            raise ValueError(f"lr must be a non-negative number, got {options['lr']!r}")
+        options["validation_fraction"] = check_validation_fraction(options["validation_fraction"])
+        options["lr"] = check_real(options["lr"], "lr", 0.0)
         self._optimizer_class(options["optimizer"])
         return options
 
@@ -373,8 +367,8 @@ class Network(Model):
         if self.output == "softmax":
             if y.ndim != 1:
                 raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
-            if y.dtype.kind == "f" and not np.isfinite(y).all():
-                raise ValueError(f"{name} contains NaN or infinity")
+            if y.dtype.kind == "f":
+                check_finite(y, name)
             if classes is None:
                 classes = np.unique(y)
                 if len(classes) > self.n_outputs:
@@ -387,8 +381,7 @@ class Network(Model):
                 raise ValueError(f"{name} holds labels the model was not fitted with: "
                                  f"{np.unique(y[unknown])[:5].tolist()} (classes are {classes.tolist()})")
             return idx.astype(np.int64), classes
-        if y.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric for output={self.output!r}, got dtype {y.dtype}")
+        check_numeric_dtype(y.dtype, name)
         y2 = y.reshape(n, -1) if y.ndim == 1 else y
         if y2.ndim != 2 or y2.shape[1] != self.n_outputs:
             raise ValueError(f"{name} has shape {y.shape}, but the network has {self.n_outputs} outputs")
@@ -535,11 +528,11 @@ def _check_corruption(corruption):
         kind, level = corruption
     except (TypeError, ValueError):
         raise ValueError(f"corruption must be None, ('mask', p) or ('gaussian', sigma), got {corruption!r}") from None
-    if kind == "mask" and 0.0 <= level < 1.0:
-        return ("mask", float(level))
-    if kind == "gaussian" and level >= 0.0 and math.isfinite(level):
-        return ("gaussian", float(level))
-    raise ValueError(f"corruption must be ('mask', p) with p in [0, 1) or ('gaussian', sigma >= 0), got {corruption!r}")
+    if kind == "mask":
+        return ("mask", check_probability(level, "corruption p"))
+    if kind == "gaussian":
+        return ("gaussian", check_real(level, "corruption sigma", 0.0))
+    raise ValueError(f"corruption must be None, ('mask', p) or ('gaussian', sigma), got {corruption!r}")
 
 
 class Autoencoder(Model):

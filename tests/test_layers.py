@@ -50,7 +50,7 @@ def test_network_checks_layer_chaining():
         Network([Dense(3, 4, "relu"), Dense(5, 2)])
     with pytest.raises(ValueError, match="identity activation"):
         Network([Dense(3, 2, "relu")])
-    with pytest.raises(ValueError, match="p must be a float"):
+    with pytest.raises(ValueError, match="p must be a finite number in"):
         Dropout(1.0)
     assert check_activation("leaky_relu", {}) == {"negative_slope": 0.01}
 
