@@ -462,6 +462,10 @@ class Network(Model):
     def score(self, X, y):
         """Accuracy for classification, R² for regression."""
         pred = self.predict(X)
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != len(pred) or (self.output != "identity" and y.ndim != 1):
+            raise ValueError(f"y has shape {y.shape}, but X has {len(pred)} samples"
+                             + ("" if self.output == "identity" else " (y: 1-D class labels)"))
         if self.output == "identity":
             y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
             ss_res = np.sum((y - pred) ** 2)
@@ -492,6 +496,7 @@ class Network(Model):
 
 def _mlp_layers(sizes, activation, dropout, init, activation_params):
     layers = []
+    dropout = check_probability(dropout, "dropout")
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         layers.append(Dense(n_in, n_out, "identity" if last else activation, init,
