@@ -17,12 +17,12 @@ name                distribution
 ==================  ==========================================================
 
 ``xavier_*`` and ``kaiming_*`` are aliases of ``glorot_*`` and ``he_*``. ``"auto"`` picks He for the
-ReLU family (relu, leaky_relu, prelu, elu, gelu, silu, swish) and Glorot otherwise.
+ReLU family (relu, leaky_relu, prelu, elu, gelu, silu, swish) and Glorot otherwise, as the
+activation registry (``fastdl._kernels.registry.ACTIVATIONS``) says.
 """
 import math
 
-
-_RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "swish"})
+from fastdl._kernels.registry import ACTIVATIONS
 
 
 def _uniform(scale):
@@ -77,7 +77,7 @@ INITIALIZERS.update({
 def resolve(init, activation):
     """The name of the initializer ``init`` means for a layer with ``activation``."""
     if init == "auto":
-        return "he_uniform" if activation in _RELU_FAMILY else "glorot_uniform"
+        return ACTIVATIONS[activation].init
     if init not in INITIALIZERS:
         raise ValueError(f"init must be 'auto' or one of {sorted(INITIALIZERS)}, got {init!r}")
     return init

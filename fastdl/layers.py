@@ -17,33 +17,8 @@ import numpy as np
 
 from fastdl import init as initializers
 from fastdl._kernels.random import noise_key
-from fastdl._kernels.registry import IDS, KERNELS, kernel_name
-from fastdl._validation import check_int
-
-#: activation name -> the keyword parameters it takes, with defaults (the numeric ones are the
-#: kernel registry's, stated once there)
-ACTIVATIONS = {
-    "identity": {}, "sigmoid": {}, "tanh": {}, "relu": {}, "silu": {}, "softmax": {},
-    "leaky_relu": {"negative_slope": KERNELS["leaky_relu"].default},
-    "elu": {"alpha": KERNELS["elu"].default},
-    "gelu": {"approximate": "none"},
-    # learnable: the initial alpha, one per feature unless shared
-    "prelu": {"alpha": KERNELS["prelu"].default, "shared": False},
-    "swish": {"beta": KERNELS["swish"].default},  # learnable: the initial beta
-}
-
-
-def check_activation(activation, params, name="activation"):
-    """``params`` completed with defaults; clear errors for unknown names or keywords."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    defaults = ACTIVATIONS[activation]
-    unknown = set(params) - set(defaults)
-    if unknown:
-        raise TypeError(f"{name}={activation!r} takes no parameter(s) {sorted(unknown)}"
-                        f" (it takes {sorted(defaults) or 'none'})")
-    return {**defaults, **params}
-
+from fastdl._kernels.registry import ACTIVATIONS, IDS, KERNELS, check_activation, kernel_name
+from fastdl._validation import check_int, check_probability
 
 class Dense:
     """Fully connected layer ``y = act(x Wᵀ + b)``; see the module docstring."""
@@ -72,16 +47,21 @@ class Dense:
             tied_to.accumulate = True
 
     @property
+    def param_key(self):
+        """The keyword of the activation's kernel parameter (alpha, beta, negative_slope), or None."""
+        return ACTIVATIONS[self.activation].kernel_param
+
+    @property
     def n_act_params(self):
         """Length of the learnable activation tensor (PReLU alpha, Swish beta), 0 if none."""
-        if self.activation == "prelu":
-            return 1 if self.activation_params["shared"] else self.n_out
-        return 1 if self.activation == "swish" else 0
+        if not KERNELS[self.kernel].learnable:
+            return 0
+        return 1 if self.activation_params.get("shared", True) else self.n_out
 
     def param_specs(self):
         specs = [("b", (self.n_out,))] if self.tied_to is not None else [("W", (self.n_out, self.n_in)), ("b", (self.n_out,))]
         if self.n_act_params:
-            specs.append(("alpha" if self.activation == "prelu" else "beta", (self.n_act_params,)))
+            specs.append((self.param_key, (self.n_act_params,)))
         return specs
 
     def bind(self, params, grads, ops):
@@ -93,9 +73,8 @@ class Dense:
         else:
             self.W, self.dW = params["W"], grads["W"]
         self.b, self.db = params["b"], grads["b"]
-        key = "alpha" if self.activation == "prelu" else "beta"
-        if key in params:  # learnable: the arena's tensor is the kernel's parameter
-            self.p, self.dp = params[key], grads[key]
+        if self.param_key in params:  # learnable: the arena's tensor is the kernel's parameter
+            self.p, self.dp = params[self.param_key], grads[self.param_key]
         else:  # fixed (LeakyReLU's slope, ELU's alpha) or unused: a one-element array
             self.p = np.full(1, self.scalar_param(), dtype=self.b.dtype)
             self._unused_dp = np.zeros(1, dtype=self.b.dtype)  # the kernel's dp slot, never read
@@ -105,13 +84,11 @@ class Dense:
             initializers.initialize(self.W, self.init, rng)
         self.b[...] = 0
         if self.dp is not None:
-            self.p[...] = self.activation_params["alpha" if self.activation == "prelu" else "beta"]
+            self.p[...] = self.activation_params[self.param_key]
 
     def scalar_param(self):
         """The fixed parameter of the activation (slope / alpha), 0 where there is none."""
-        p = self.activation_params
-        return float(p["negative_slope"] if self.activation == "leaky_relu" else
-                     p["alpha"] if self.activation == "elu" else 0.0)
+        return float(self.activation_params[self.param_key]) if self.param_key else 0.0
 
     def workspace_specs(self, n, training):
         """Buffers for ``n`` rows: the output; in training the gradient with respect to it, the
@@ -164,9 +141,7 @@ class Dropout:
     """Inverted dropout with drop probability ``p``; the identity in evaluation mode."""
 
     def __init__(self, p=0.5):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"p must be a float in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_probability(p, "p")
         self.n_in = self.n_out = None  # set by the network from the layer below
         self.ops = None  # the kernel backend, set by bind
 

@@ -15,7 +15,6 @@ Common API (what the scikit-learn wrappers drive):
 - ``get_config()`` / ``from_config()``, ``seed``, counters ``step_`` and ``epoch_`` that key the
   dropout / corruption masks and the shuffling, ``history_`` of the last fit.
 """
-import math
 import time
 
 import numpy as np
@@ -23,9 +22,11 @@ import numpy as np
 from fastdl import io as _io, optim
 from fastdl._kernels import ops as _active_ops
 from fastdl._kernels.random import noise_key
-from fastdl._validation import check_float_dtype, check_int
+from fastdl._validation import (check_finite, check_float_dtype, check_int, check_numeric_dtype,
+                                check_probability, check_real, check_validation_fraction)
+from fastdl._kernels.registry import check_activation
 from fastdl.distributed import collective
-from fastdl.layers import Dense, Dropout, check_activation, layer_from_config
+from fastdl.layers import Dense, Dropout, layer_from_config
 from fastdl.params import ParamArena
 from fastdl.training import train
 
@@ -48,16 +49,13 @@ def _kernel_array(arr, dtype, name):
 
     Writable because numba compiles a separate specialization of a kernel for read-only arrays
     (memmaps, the arrays joblib hands to parallel workers): about a dozen more compilations for
-    one input. A copy here, once per call, keeps every kernel at one array type. The finite check
-    is a kernel: ``np.isfinite(arr).all()`` would allocate a boolean array of arr's size.
+    one input. A copy here, once per call, keeps every kernel at one array type.
     """
     flags = arr.flags
     if not (arr.dtype == dtype and flags.c_contiguous and flags.writeable):
         arr = np.ascontiguousarray(arr, dtype=dtype)
         arr = arr if arr.flags.writeable else arr.copy()
-    if not _active_ops().all_finite(arr.reshape(-1)):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return arr
+    return check_finite(arr, name)
 
 
 def _same(a, b):
@@ -237,8 +235,7 @@ class Model:
         """``X`` as a writable C-contiguous 2-D array of the model's dtype (see ``_kernel_array``),
         finite, with the right width."""
         arr = np.asarray(X)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        check_numeric_dtype(arr.dtype, name)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D (samples, features), got shape {arr.shape}")
         if arr.shape[0] == 0:
@@ -278,10 +275,8 @@ class Model:
         options["batch_size"] = check_int(options["batch_size"], "batch_size", 1)
         if options["patience"] is not None:
             options["patience"] = check_int(options["patience"], "patience", 1)
-        if not 0.0 <= options["validation_fraction"] < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {options['validation_fraction']!r}")
-        if not (isinstance(options["lr"], (int, float)) and options["lr"] >= 0):
-            raise ValueError(f"lr must be a non-negative number, got {options['lr']!r}")
+        options["validation_fraction"] = check_validation_fraction(options["validation_fraction"])
+        options["lr"] = check_real(options["lr"], "lr", 0.0)
         self._optimizer_class(options["optimizer"])
         return options
 
@@ -376,8 +371,8 @@ class Network(Model):
         if self.output == "softmax":
             if y.ndim != 1:
                 raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
-            if y.dtype.kind == "f" and not np.isfinite(y).all():
-                raise ValueError(f"{name} contains NaN or infinity")
+            if y.dtype.kind == "f":
+                check_finite(y, name)
             if classes is None:
                 classes = np.unique(y)
                 if len(classes) > self.n_outputs:
@@ -390,8 +385,7 @@ class Network(Model):
                 raise ValueError(f"{name} holds labels the model was not fitted with: "
                                  f"{np.unique(y[unknown])[:5].tolist()} (classes are {classes.tolist()})")
             return idx.astype(np.int64), classes
-        if y.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric for output={self.output!r}, got dtype {y.dtype}")
+        check_numeric_dtype(y.dtype, name)
         y2 = y.reshape(n, -1) if y.ndim == 1 else y
         if y2.ndim != 2 or y2.shape[1] != self.n_outputs:
             raise ValueError(f"{name} has shape {y.shape}, but the network has {self.n_outputs} outputs")
@@ -474,6 +468,10 @@ class Network(Model):
     def score(self, X, y):
         """Accuracy for classification, R² for regression."""
         pred = self.predict(X)
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != len(pred) or (self.output != "identity" and y.ndim != 1):
+            raise ValueError(f"y has shape {y.shape}, but X has {len(pred)} samples"
+                             + ("" if self.output == "identity" else " (y: 1-D class labels)"))
         if self.output == "identity":
             y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
             ss_res = np.sum((y - pred) ** 2)
@@ -504,6 +502,7 @@ class Network(Model):
 
 def _mlp_layers(sizes, activation, dropout, init, activation_params):
     layers = []
+    dropout = check_probability(dropout, "dropout")
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         layers.append(Dense(n_in, n_out, "identity" if last else activation, init,
@@ -540,11 +539,11 @@ def _check_corruption(corruption):
         kind, level = corruption
     except (TypeError, ValueError):
         raise ValueError(f"corruption must be None, ('mask', p) or ('gaussian', sigma), got {corruption!r}") from None
-    if kind == "mask" and 0.0 <= level < 1.0:
-        return ("mask", float(level))
-    if kind == "gaussian" and level >= 0.0 and math.isfinite(level):
-        return ("gaussian", float(level))
-    raise ValueError(f"corruption must be ('mask', p) with p in [0, 1) or ('gaussian', sigma >= 0), got {corruption!r}")
+    if kind == "mask":
+        return ("mask", check_probability(level, "corruption p"))
+    if kind == "gaussian":
+        return ("gaussian", check_real(level, "corruption sigma", 0.0))
+    raise ValueError(f"corruption must be None, ('mask', p) or ('gaussian', sigma), got {corruption!r}")
 
 
 class Autoencoder(Model):

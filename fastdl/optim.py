@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from fastdl._kernels import ops
-from fastdl._validation import check_float_dtype
+from fastdl._validation import check_bool, check_float_dtype, check_real
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW",
            "clip_grad_norm"]
@@ -68,20 +68,12 @@ class _SetOnce:
         return self if obj is None else getattr(obj, self.slot)
 
     def __set__(self, obj, value):
-        value = bool(value)
+        value = check_bool(value, self.name)
         if hasattr(obj, self.slot) and getattr(obj, self.slot) != value:
             raise AttributeError(f"{self.name} is fixed at construction (it decides the state "
                                  f"buffers); build a new {type(obj).__name__} with "
                                  f"{self.name}={value}")
         setattr(obj, self.slot, value)
-
-
-def _check_range(name, value, low=0.0, high=math.inf, high_open=False):
-    value = float(value)
-    if not (low <= value < high if high_open else low <= value <= high):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return value
 
 
 class Optimizer:
@@ -104,7 +96,7 @@ class Optimizer:
         self._specs = getattr(params, "specs", ()) if grads is None else ()
         self.params, self.grads = _as_pair(params, grads)
         self.lr = lr
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool(check_finite, "check_finite")
         self.step_count = 0
         self._state = None
         self._sc = np.empty(self._n_scalars, dtype=self.params.dtype)
@@ -116,7 +108,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _check_range("lr", value)
+        self._lr = check_real(value, "lr", 0.0)
 
     @property
     def state(self):
@@ -215,7 +207,7 @@ class SGD(Optimizer):
     _n_scalars = 2
 
     def __init__(self, params, grads=None, *, lr, weight_decay=0.0, check_finite=True):
-        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
 
     def _scalars_for(self, t):
@@ -242,13 +234,13 @@ class Momentum(Optimizer):
 
     def __init__(self, params, grads=None, *, lr, momentum=0.9, dampening=0.0, nesterov=False,
                  weight_decay=0.0, check_finite=True):
-        self.momentum = _check_range("momentum", momentum)
-        self.dampening = _check_range("dampening", dampening, high=1.0)
-        self.nesterov = bool(nesterov)
+        self.momentum = check_real(momentum, "momentum", 0.0)
+        self.dampening = check_real(dampening, "dampening", 0.0, 1.0)
+        self.nesterov = check_bool(nesterov, "nesterov")
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening = 0, got "
                              f"momentum={self.momentum}, dampening={self.dampening}")
-        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
 
     def _scalars_for(self, t):
@@ -271,11 +263,10 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, grads=None, *, lr=1e-2, lr_decay=0.0, eps=1e-10,
                  initial_accumulator_value=0.0, weight_decay=0.0, check_finite=True):
-        self.lr_decay = _check_range("lr_decay", lr_decay)
-        self.eps = _check_range("eps", eps)
-        self.initial_accumulator_value = _check_range("initial_accumulator_value",
-                                                      initial_accumulator_value)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.lr_decay = check_real(lr_decay, "lr_decay", 0.0)
+        self.eps = check_real(eps, "eps", 0.0)
+        self.initial_accumulator_value = check_real(initial_accumulator_value, "initial_accumulator_value", 0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
 
     def _scalars_for(self, t):
@@ -300,11 +291,11 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, grads=None, *, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0,
                  centered=False, weight_decay=0.0, check_finite=True):
-        self.alpha = _check_range("alpha", alpha, high=1.0)
-        self.eps = _check_range("eps", eps)
+        self.alpha = check_real(alpha, "alpha", 0.0, 1.0)
+        self.eps = check_real(eps, "eps", 0.0)
         self.momentum = momentum
         self.centered = centered
-        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         with_momentum = self.momentum > 0
         self._state_rows = (("square_avg",) + (("grad_avg",) if self.centered else ())
                             + (("momentum_buffer",) if with_momentum else ()))
@@ -317,7 +308,7 @@ class RMSprop(Optimizer):
 
     @momentum.setter
     def momentum(self, value):
-        value = _check_range("momentum", value)
+        value = check_real(value, "momentum", 0.0)
         if hasattr(self, "_momentum") and (value > 0) != (self._momentum > 0):
             raise ValueError(f"momentum cannot change between 0 and > 0 after construction (it "
                              f"decides the state buffers), got {value} after {self._momentum}")
@@ -348,10 +339,10 @@ class Adam(Optimizer):
     def __init__(self, params, grads=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
                  weight_decay=0.0, amsgrad=False, seed_variant=False, check_finite=True):
         self.betas = betas
-        self.eps = _check_range("eps", eps)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.eps = check_real(eps, "eps", 0.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
         self.amsgrad = amsgrad
-        self.seed_variant = bool(seed_variant)
+        self.seed_variant = check_bool(seed_variant, "seed_variant")
         self._state_rows = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
         self._kernel_flags = (self.amsgrad,)
         super().__init__(params, grads, lr=lr, check_finite=check_finite)
@@ -363,8 +354,8 @@ class Adam(Optimizer):
     @betas.setter
     def betas(self, value):
         beta1, beta2 = value
-        self._betas = (_check_range("betas[0]", beta1, high=1.0, high_open=True),
-                       _check_range("betas[1]", beta2, high=1.0, high_open=True))
+        self._betas = (check_real(beta1, "betas[0]", 0.0, 1.0, high_open=True),
+                       check_real(beta2, "betas[1]", 0.0, 1.0, high_open=True))
 
     def _scalars_for(self, t):
         beta1, beta2 = self._betas
@@ -409,7 +400,7 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
     if not isinstance(grads, np.ndarray) or grads.ndim != 1 or not grads.flags.c_contiguous:
         raise ValueError("grads must be a 1-D C-contiguous numpy array (a flat gradient buffer)")
     check_float_dtype(grads.dtype, "grads")
-    max_norm = _check_range("max_norm", max_norm)
+    max_norm = check_real(max_norm, "max_norm", 0.0, finite=False)  # inf: no clipping
     norm = math.sqrt(ops().sum_squares(grads))
     if not math.isfinite(norm):
         if error_if_nonfinite:

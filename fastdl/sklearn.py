@@ -44,7 +44,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from fastdl.layers import ACTIVATIONS
+from fastdl._kernels.registry import ACTIVATIONS
 from fastdl.models import OPTIMIZERS, Autoencoder, StackedAutoencoder
 
 __all__ = ["AutoencoderTransformer", "PretrainedMLPClassifier", "PretrainedMLPRegressor"]

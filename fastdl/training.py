@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from fastdl._validation import check_validation_fraction
+
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite; the model holds the last good weights."""
@@ -122,8 +124,6 @@ class _StopOnSigint:
 
 
 def _split_validation(X, y, fraction, seed):
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
     n_val = int(round(len(X) * fraction))
     if n_val < 1 or n_val >= len(X):
         raise ValueError(f"validation_fraction={fraction} leaves no validation or no training sample "
@@ -168,6 +168,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     ``comm``: train data-parallel with the other ranks of this mpi4py communicator, each on its
     part of every batch (:mod:`fastdl.distributed`); validation and callbacks run on rank 0.
     """
+    validation_fraction = check_validation_fraction(validation_fraction)
     if validation_fraction and validation_data is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_fraction:

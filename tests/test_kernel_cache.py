@@ -114,3 +114,43 @@ def test_after_warmup_nothing_compiles_again(tmp_path):
     compiled, new_in_fits = json.loads(_run(COMPILES_AFTER_WARMUP, tmp_path, own_cache=False,
                                             FASTDL_BACKEND="numba"))
     assert (compiled, new_in_fits) == (0, [])
+
+
+USER_NUMBA_UNTOUCHED = textwrap.dedent("""
+    import json
+    import llvmlite.binding as llvm
+    import numba
+    import numpy as np
+
+    host = llvm.get_host_cpu_features()
+    host["avx512f"] = True  # as if on an AVX-512 CPU, where fastdl used to retune numba
+    llvm.get_host_cpu_features = lambda: host
+    names = ("CPU_FEATURES", "CPU_NAME", "CACHE_DIR", "FASTMATH", "ERROR_MODEL")
+    before = {name: getattr(numba.config, name, None) for name in names}
+
+    @numba.njit
+    def user_is_nan(x):
+        return np.isnan(x)
+
+    import fastdl
+    from fastdl._kernels.numba import _jit
+    from fastdl._kernels.numba.checks import all_finite
+    fastdl_sees_nan = not all_finite(np.array([1.0, np.nan]))
+    stamp = all_finite._cache._cache_file._source_stamp
+    print(json.dumps({
+        "config_unchanged": before == {name: getattr(numba.config, name, None) for name in names},
+        "fastdl_sees_nan": fastdl_sees_nan,
+        "user_sees_nan": bool(user_is_nan(float("nan"))),
+        "user_fastmath": "fastmath" in user_is_nan.targetoptions,
+        "stamped": isinstance(stamp, tuple) and stamp[1] == _jit._KERNEL_SOURCES,
+    }))
+""")
+
+
+def test_fastdl_leaves_the_users_numba_alone(tmp_path):
+    """Importing fastdl and running a numba kernel changes no process-wide numba setting, a user's
+    own njit function keeps its own options, and the cache stamp (a private numba attribute) is
+    in place with the numba installed here."""
+    report = json.loads(_run(USER_NUMBA_UNTOUCHED, tmp_path))
+    assert report == {"config_unchanged": True, "fastdl_sees_nan": True, "user_sees_nan": True,
+                      "user_fastmath": False, "stamped": True}

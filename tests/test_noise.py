@@ -111,14 +111,16 @@ def test_dropout_backward_uses_the_forward_mask(dtype):
     np.testing.assert_array_equal(y, np.where(y != 0, x * scale, 0))
 
 
-def test_p_zero_is_identity_and_p_one_gives_zeros():
+def test_p_zero_is_identity_and_p_one_is_refused():
     x = np.array([[1.5, -0.0, np.nan, np.inf, 5e-324]])
     np.testing.assert_array_equal(draw(F.dropout, x, 0.0), x)
     assert np.signbit(draw(F.dropout, x, 0.0)[0, 1])
-    with np.errstate(all="raise"):
-        np.testing.assert_array_equal(draw(F.dropout, x, 1.0), np.zeros_like(x))
-        np.testing.assert_array_equal(F.dropout_backward(x, 1.0, seed=3, step=0), np.zeros_like(x))
-        np.testing.assert_array_equal(draw(F.masking_noise, x, 1.0), np.zeros_like(x))
+    # p = 1 keeps no signal and inverted dropout's 1 / (1 - p) has no value: one rule, [0, 1)
+    for func in (F.dropout, F.masking_noise):
+        with pytest.raises(ValueError, match=r"p must be a finite number in \[0, 1\), got 1.0"):
+            draw(func, x, 1.0)
+    with pytest.raises(ValueError, match=r"p must be a finite number in \[0, 1\)"):
+        F.dropout_backward(x, 1.0, seed=3, step=0)
 
 
 def test_eval_mode_and_out_buffer():
@@ -140,7 +142,7 @@ def test_eval_mode_and_out_buffer():
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda x: F.dropout(x, 1.5, seed=0, step=0), ValueError, r"p must be a probability in \[0, 1\]"),
+    (lambda x: F.dropout(x, 1.5, seed=0, step=0), ValueError, r"p must be a finite number in \[0, 1\)"),
     (lambda x: F.dropout(x, float("nan"), seed=0, step=0), ValueError, "p must be"),
     (lambda x: F.masking_noise(x, -0.1, seed=0, step=0), ValueError, "p must be"),
     (lambda x: F.dropout(x, 0.5, seed=-1, step=0), ValueError, r"seed must be in \[0, 2\*\*63\)"),

@@ -354,9 +354,9 @@ def test_construction_errors_name_the_argument():
         optim.SGD(p, p, lr=1)
     with pytest.raises(TypeError, match="params must be a ParamArena"):
         optim.SGD(p, lr=1)
-    with pytest.raises(ValueError, match=r"lr must be in \[0.0, inf\], got -1.0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number >= 0, got -1.0"):
         optim.Adam(p, g, lr=-1)
-    with pytest.raises(ValueError, match=r"betas\[1\] must be in \[0.0, 1.0\), got 1.0"):
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a finite number in \[0, 1\), got 1.0"):
         optim.Adam(p, g, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="nesterov needs momentum > 0 and dampening = 0"):
         optim.Momentum(p, g, lr=1, nesterov=True, dampening=0.1)

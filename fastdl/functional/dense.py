@@ -17,18 +17,11 @@ import math
 import numpy as np
 
 from fastdl._kernels import ops
-from fastdl._kernels.registry import IDS, KERNELS, LEARNABLE, kernel_name
+from fastdl._kernels.registry import ACTIVATIONS, IDS, KERNELS, LEARNABLE, check_activation, kernel_name
 from fastdl._validation import FLOAT_DTYPES, as_float_array, check_float_dtype, check_out
 
 __all__ = ["dense", "dense_backward"]
 
-#: activation → (its parameter's keyword, whether it may have one value per output feature)
-_PARAMETERS = {
-    "leaky_relu": ("negative_slope", False),
-    "prelu": ("alpha", True),
-    "elu": ("alpha", False),
-    "swish": ("beta", True),
-}
 _UNUSED_PARAM = {dtype: np.zeros(1, dtype) for dtype in FLOAT_DTYPES}  # read by no kernel
 # the kernel's walk over W alternates from call to call (a cache hint; results are the same bits)
 _REVERSE = itertools.cycle((False, True))
@@ -69,30 +62,25 @@ def _matching(a, name, W, shape_tail, tail_name):
 
 
 def _kernel_and_param(activation, W, params):
-    """(kernel name, the activation's parameter as a flat array of size 1 or n_out, its shape)."""
+    """(kernel name, the activation's parameter as a flat array of size 1 or n_out, its shape).
+
+    A learnable parameter (PReLU's alpha, Swish's beta) may be one value per output feature; a
+    scalar one is checked against the registry's range (ELU's alpha >= 0)."""
     if not isinstance(activation, str):
         raise TypeError(f"activation must be a name (str), got {type(activation).__name__}")
-    if activation not in IDS or activation == "gelu_tanh":
-        names = sorted(n for n in IDS if n != "gelu_tanh")
-        raise ValueError(f"unknown activation {activation!r}; expected one of {names}")
-    params = dict(params)
-    kernel = kernel_name(activation, params)
-    if activation == "gelu":
-        params.pop("approximate", None)  # read by kernel_name
-    keyword, per_feature = _PARAMETERS.get(activation, (None, False))
-    if keyword is None and not params:
+    spec = ACTIVATIONS.get(activation)
+    keyword = spec.kernel_param if spec else None
+    value = params.get(keyword) if keyword else None
+    per_feature = value is not None and np.ndim(value) > 0 and KERNELS[spec.kernels[0]].learnable
+    checked = check_activation(activation, {k: v for k, v in params.items()
+                                            if not (per_feature and k == keyword)})
+    kernel = kernel_name(activation, checked)
+    if keyword is None:
         return kernel, _UNUSED_PARAM[W.dtype], ()
-    value = params.pop(keyword, KERNELS[kernel].default) if keyword else 0.0
-    if params:
-        takes = f"only {keyword}=" if keyword else "no parameters"
-        raise TypeError(f"activation {activation!r} takes {takes}, got {sorted(params)}")
-    p = np.asarray(value)
-    if p.dtype.kind not in "biuf":
-        raise TypeError(f"{keyword} must be a real number or array, got {value!r}")
+    p = as_float_array(value, keyword, W.dtype) if per_feature else np.asarray(checked[keyword])
     n_out = W.shape[0]
-    if p.size != 1 and not (per_feature and p.shape == (n_out,)):
-        expected = f"a scalar or shape ({n_out},)" if per_feature else "a scalar"
-        raise ValueError(f"{keyword} must be {expected}, got shape {p.shape}")
+    if per_feature and p.size != 1 and p.shape != (n_out,):
+        raise ValueError(f"{keyword} must be a scalar or shape ({n_out},), got shape {p.shape}")
     return kernel, np.ascontiguousarray(p, dtype=W.dtype).reshape(-1), p.shape
 
 
@@ -134,8 +122,6 @@ def dense_backward(grad, x, W, *, activation="relu", y=None, z=None, need_dx=Tru
     W, _ = _weights(W, None)
     x = _matching(x, "x", W, W.shape[1], "n_in")
     activation, p, p_shape = _kernel_and_param(activation, W, activation_params)
-    if activation == "elu" and not p[0] >= 0:
-        raise ValueError(f"alpha must be >= 0 to differentiate elu from its output, got {p[0]}")
     v_name, v = ("y", y) if KERNELS[activation].grad_from == "output" else ("z", z)
     if v is None:
         source = "the output: pass y" if v_name == "y" else "the pre-activation: pass z"

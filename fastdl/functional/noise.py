@@ -11,7 +11,7 @@ import numpy as np
 
 from fastdl._kernels import ops
 from fastdl._kernels.random import noise_key
-from fastdl._validation import as_float_array, check_out
+from fastdl._validation import as_float_array, check_out, check_probability, check_real
 
 __all__ = ["dropout", "dropout_backward", "masking_noise", "gaussian_noise"]
 
@@ -28,13 +28,6 @@ def _counter(value, name):
     return value
 
 
-def _probability(p, name="p"):
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
-    return p
-
-
 def _prepare(x, name, out, seed, step, stream):
     x = as_float_array(x, name)
     key = noise_key(_counter(seed, "seed"), _counter(step, "step"), _counter(stream, "stream"))
@@ -42,12 +35,12 @@ def _prepare(x, name, out, seed, step, stream):
 
 
 def dropout(x, p, *, seed, step, stream=0, training=True, out=None):
-    """Inverted dropout: y = x·m/(1−p), m_i = 0 with probability p, else 1 (y = 0 for p = 1).
+    """Inverted dropout: y = x·m/(1−p), m_i = 0 with probability p, else 1 p in [0, 1).
 
     With ``training=False`` this is the identity: ``x`` is returned (copied into ``out`` if given).
     Dropped elements are exactly 0, whatever x holds there (NaN included).
     """
-    p = _probability(p)
+    p = check_probability(p, "p")
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
     if not training:
         if out is None:
@@ -60,7 +53,7 @@ def dropout(x, p, *, seed, step, stream=0, training=True, out=None):
 
 def dropout_backward(grad, p, *, seed, step, stream=0, out=None):
     """∂L/∂x = ∂L/∂y·m/(1−p), with the mask of the forward call with the same (seed, step, stream)."""
-    p = _probability(p)
+    p = check_probability(p, "p")
     grad, out_arr, key = _prepare(grad, "grad", out, seed, step, stream)
     ops().dropout_backward(grad, p, key, out_arr)
     return out_arr
@@ -69,7 +62,7 @@ def dropout_backward(grad, p, *, seed, step, stream=0, out=None):
 def masking_noise(x, p, *, seed, step, stream=0, out=None):
     """Masking corruption (denoising autoencoders): each element zeroed with probability p,
     the others unchanged (no rescaling)."""
-    p = _probability(p)
+    p = check_probability(p, "p")
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
     ops().masking_noise(x, p, key, out_arr)
     return out_arr
@@ -77,9 +70,7 @@ def masking_noise(x, p, *, seed, step, stream=0, out=None):
 
 def gaussian_noise(x, sigma, *, seed, step, stream=0, out=None):
     """Gaussian corruption: y = x + σ·n, n_i ~ N(0, 1) independent (Box–Muller, |n| ≤ 6.7)."""
-    sigma = float(sigma)
-    if not (sigma >= 0.0 and np.isfinite(sigma)):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
+    sigma = check_real(sigma, "sigma", 0.0)
     x, out_arr, key = _prepare(x, "x", out, seed, step, stream)
     ops().gaussian_noise(x, sigma, key, out_arr)
     return out_arr

@@ -3,6 +3,7 @@
 Every kernel module decorates with ``jit`` (serial) or ``pjit`` (parallel) from here, so the
 flags cannot drift between modules.
 """
+import contextlib
 import hashlib
 import os
 import stat
@@ -11,7 +12,6 @@ import types
 import warnings
 from functools import partial
 
-import llvmlite.binding
 import numba
 
 from fastdl._kernels import split
@@ -37,61 +37,61 @@ def _make_private_dir(path):
         raise OSError(f"{path} is not a private directory")
 
 
+@contextlib.contextmanager
+def _cache_dir(path):
+    """numba reads ``config.CACHE_DIR`` when a function is decorated (its cache locator keeps the
+    path), so fastdl's fallback directory is set around the decoration of fastdl's own kernels
+    only: a user's ``cache=True`` functions keep numba's choice. ``None``: numba's default."""
+    if path is None:
+        yield
+        return
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = path
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = previous
+
+
 def _choose_cache():
-    """Return True when numba's cache works, after a fallback if needed; False to run uncached.
+    """(whether numba's cache works, the directory fastdl's kernels cache in: None for numba's
+    choice), after a fallback if needed.
 
     numba looks for a writable ``__pycache__`` beside the source, then ``~/.cache/numba`` (or
     ``NUMBA_CACHE_DIR``); when neither is writable ``cache=True`` raises at decoration time, i.e.
-    at ``import fastdl`` on a read-only install with an unwritable HOME. We then point numba at a
-    private directory under the system temp dir, and failing that compile without a cache.
+    at ``import fastdl`` on a read-only install with an unwritable HOME. We then use a private
+    directory under the system temp dir, and failing that compile without a cache.
     """
     if os.environ.get("FASTDL_NO_CACHE"):
-        return False
+        return False, None
     try:
         numba.njit(cache=True)(_probe)
-        return True
+        return True, None
     except RuntimeError:
         pass
     try:
         fallback = os.path.join(tempfile.gettempdir(), f"fastdl-numba-cache-{os.getuid()}")
         _make_private_dir(fallback)
-        numba.config.CACHE_DIR = fallback
-        numba.njit(cache=True)(_probe)
+        with _cache_dir(fallback):
+            numba.njit(cache=True)(_probe)
     except (OSError, RuntimeError):
-        numba.config.CACHE_DIR = ""
         warnings.warn(
             "fastdl: no writable directory for numba's cache; kernels will be compiled on "
             "every run (set NUMBA_CACHE_DIR to a writable directory to avoid this)",
             RuntimeWarning,
             stacklevel=2,
         )
-        return False
+        return False, None
     warnings.warn(
         f"fastdl: the package directory and numba's user cache are not writable; "
         f"caching compiled kernels in {fallback}",
         RuntimeWarning,
         stacklevel=2,
     )
-    return True
+    return True, fallback
 
 
-def _prefer_512_bit_vectors():
-    """Let LLVM use full 512-bit vectors on AVX-512 CPUs.
-
-    LLVM tunes recent Intel cores (e.g. rocketlake) to prefer 256-bit vectors, so numba emits ymm
-    code where torch runs zmm; the polynomial exp/tanh/erf loops measured 1.4-1.6x faster with zmm.
-    This sets numba's process-wide target features, so it only applies when the user has not chosen
-    them (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME) and before numba's CPU target is first used.
-    """
-    if numba.config.CPU_FEATURES is not None or numba.config.CPU_NAME is not None:
-        return
-    features = llvmlite.binding.get_host_cpu_features()
-    if features.get("avx512f"):
-        numba.config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
-
-
-_prefer_512_bit_vectors()
-CACHE = _choose_cache()
+CACHE, CACHE_DIR = _choose_cache()
 
 
 def _kernel_sources_digest():
@@ -119,15 +119,21 @@ def jit(func=None, **options):
     numba checks a cached kernel against its own source file only (numba issue #1833), but kernels
     inline functions from other modules: after an edit to vmath.py alone, dense.py's kernels would
     load from the cache with the old vmath inlined. So the stamp numba saves with a cache index
-    and compares on load becomes (its own stamp, a digest of all kernel modules).
+    and compares on load becomes (its own stamp, a digest of all kernel modules). That index is
+    private to numba: where a numba release changes it, the kernel keeps numba's own stamp (no
+    error; test_kernel_cache checks that the stamp is in place with the numba installed).
+
+    No process-wide numba setting is changed: CPU features stay numba's (or the user's
+    NUMBA_CPU_FEATURES), since numba's CPU code generator is one for the whole process.
     """
     if func is None:
         return partial(jit, **options)
     options = {"cache": CACHE, "fastmath": FASTMATH, "error_model": "numpy", "nogil": True,
                **options}
-    dispatcher = numba.njit(**options)(func)
-    index = getattr(dispatcher._cache, "_cache_file", None)  # None without a cache
-    if index is not None:
+    with _cache_dir(CACHE_DIR if options["cache"] else None):
+        dispatcher = numba.njit(**options)(func)
+    index = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)  # None uncached
+    if hasattr(index, "_source_stamp"):
         index._source_stamp = (index._source_stamp, _KERNEL_SOURCES)
     return dispatcher
 
