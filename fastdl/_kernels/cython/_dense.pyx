@@ -208,17 +208,32 @@ cdef inline Block _block(index_t t, index_t span, index_t n_rows, index_t n_cols
     return k
 
 
+# Work that fits one block runs outside OpenMP: entering a parallel region costs ~0.35 µs even
+# when its if() clause makes it serial, a sixth of a batch-1 softmax layer's backward.
+
+cdef inline void _forward_block(index_t t, int kind, const floating* x, const floating* W,
+                                bint w_col, const floating* b, const floating* p,
+                                bint per_feature, floating* z, floating* y, bint store_z,
+                                bint reverse, index_t batch, index_t n_in, index_t n_out,
+                                index_t span, bint by_rows) noexcept nogil:
+    cdef Block k = _block(t, span, batch, n_out, by_rows)
+    _gemm_forward(x, W, w_col, z, n_in, n_out, k.r0, k.r1, k.c0, k.c1, reverse)
+    dense_epilogue(kind, z, y, b, p, per_feature, store_z, k.r0, k.r1, k.c0, k.c1, n_out)
+
+
 cdef void _forward(int kind, const floating* x, const floating* W, bint w_col, const floating* b,
                    const floating* p, bint per_feature, floating* z, floating* y, bint store_z,
                    bint reverse, index_t batch, index_t n_in, index_t n_out, index_t blocks,
                    index_t span, bint by_rows) noexcept nogil:
     cdef index_t t
-    cdef Block k
     cdef int previous = _blas_single_threaded()
-    for t in prange(blocks, schedule="static", nogil=True, use_threads_if=blocks > 1):
-        k = _block(t, span, batch, n_out, by_rows)
-        _gemm_forward(x, W, w_col, z, n_in, n_out, k.r0, k.r1, k.c0, k.c1, reverse)
-        dense_epilogue(kind, z, y, b, p, per_feature, store_z, k.r0, k.r1, k.c0, k.c1, n_out)
+    if blocks == 1:
+        _forward_block(0, kind, x, W, w_col, b, p, per_feature, z, y, store_z, reverse, batch,
+                       n_in, n_out, span, by_rows)
+    else:
+        for t in prange(blocks, schedule="static", nogil=True):
+            _forward_block(t, kind, x, W, w_col, b, p, per_feature, z, y, store_z, reverse,
+                           batch, n_in, n_out, span, by_rows)
     _blas_restore(previous)
 
 
@@ -278,34 +293,59 @@ cdef void _sums(int kind, const floating* g, const floating* v, const floating* 
         dense_param_sums(kind, g, v, p, per_feature, sums + n_out, batch, c0, c1, n_out)
 
 
+cdef inline void _dz_block(index_t t, int kind, const floating* g, const floating* W, bint w_col,
+                           const floating* v, const floating* p, bint per_feature, floating* dz,
+                           floating* dx, Split* s, index_t batch, index_t n_in,
+                           index_t n_out) noexcept nogil:
+    """dz of row block t, and dx of the same rows right after (still hot) when dx_by_rows."""
+    cdef Block k = _block(t, s.dz_span, batch, n_out, True)
+    dense_dz(kind, g, v, p, per_feature, dz, k.r0, k.r1, n_out)
+    if s.with_dx and s.dx_by_rows:
+        _gemm_dx(dz, W, w_col, dx, n_in, n_out, k.r0, k.r1, 0, n_in)
+
+
+cdef inline void _dx_dW_task(index_t t, int kind, const floating* g, const floating* x,
+                             const floating* W, bint w_col, const floating* v, const floating* p,
+                             bint per_feature, const floating* dz, floating* dx, floating* dW,
+                             bint dW_col, floating beta, double* sums, Split* s, index_t batch,
+                             index_t n_in, index_t n_out) noexcept nogil:
+    """Task t of the dx / dW region: a block of dx's columns, or of dW with its columns' sums."""
+    cdef Task task = _backward_task(t, s)
+    cdef Block k
+    if task.is_dx:
+        k = _block(task.j, s.dx_span, batch, n_in, False)
+        _gemm_dx(dz, W, w_col, dx, n_in, n_out, 0, batch, k.c0, k.c1)
+    else:
+        k = _block(task.j, s.dW_span, n_out, n_in, s.by_out)
+        _gemm_dW(dz, x, dW, dW_col, beta, batch, n_in, n_out, k.r0, k.r1, k.c0, k.c1)
+        if s.by_out:
+            _sums(kind, g, v, p, per_feature, dz, sums, batch, n_out, k.r0, k.r1)
+
+
 cdef void _backward(int kind, const floating* g, const floating* x, const floating* W, bint w_col,
                     const floating* v, const floating* p, bint per_feature, floating* dz,
                     floating* dx, floating* dW, bint dW_col, floating* db, floating* dp,
                     index_t dp_size, bint accumulate, double* sums, Split* s, index_t batch,
                     index_t n_in, index_t n_out) noexcept nogil:
     cdef index_t t, j, tasks = s.dx_blocks + s.dW_blocks
-    cdef Block k
-    cdef Task task
     cdef floating beta = 1 if accumulate else 0
     cdef double total
     cdef int previous = _blas_single_threaded()
     # 1. dz by row blocks, and dx by the same rows right after (still hot) when dx_by_rows
-    for t in prange(s.dz_blocks, schedule="static", nogil=True, use_threads_if=s.dz_blocks > 1):
-        k = _block(t, s.dz_span, batch, n_out, True)
-        dense_dz(kind, g, v, p, per_feature, dz, k.r0, k.r1, n_out)
-        if s.with_dx and s.dx_by_rows:
-            _gemm_dx(dz, W, w_col, dx, n_in, n_out, k.r0, k.r1, 0, n_in)
+    if s.dz_blocks == 1:
+        _dz_block(0, kind, g, W, w_col, v, p, per_feature, dz, dx, s, batch, n_in, n_out)
+    else:
+        for t in prange(s.dz_blocks, schedule="static", nogil=True):
+            _dz_block(t, kind, g, W, w_col, v, p, per_feature, dz, dx, s, batch, n_in, n_out)
     # 2. dx (unless done above) and dW with the sums of dW's columns, in one region
-    for t in prange(tasks, schedule="static", nogil=True, use_threads_if=s.parallel):
-        task = _backward_task(t, s)
-        if task.is_dx:
-            k = _block(task.j, s.dx_span, batch, n_in, False)
-            _gemm_dx(dz, W, w_col, dx, n_in, n_out, 0, batch, k.c0, k.c1)
-        else:
-            k = _block(task.j, s.dW_span, n_out, n_in, s.by_out)
-            _gemm_dW(dz, x, dW, dW_col, beta, batch, n_in, n_out, k.r0, k.r1, k.c0, k.c1)
-            if s.by_out:
-                _sums(kind, g, v, p, per_feature, dz, sums, batch, n_out, k.r0, k.r1)
+    if not s.parallel:
+        for t in range(tasks):
+            _dx_dW_task(t, kind, g, x, W, w_col, v, p, per_feature, dz, dx, dW, dW_col, beta,
+                        sums, s, batch, n_in, n_out)
+    else:
+        for t in prange(tasks, schedule="static", nogil=True):
+            _dx_dW_task(t, kind, g, x, W, w_col, v, p, per_feature, dz, dx, dW, dW_col, beta,
+                        sums, s, batch, n_in, n_out)
     if not s.by_out:  # the few columns' sums after the blocks along n_in
         _sums(kind, g, v, p, per_feature, dz, sums, batch, n_out, 0, n_out)
     _blas_restore(previous)
