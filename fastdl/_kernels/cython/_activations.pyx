@@ -112,16 +112,25 @@ def activation_forward_features(int kind, cnp.ndarray x, cnp.ndarray p, cnp.ndar
                           <double*>cnp.PyArray_DATA(out), rows, features)
 
 
+cdef inline double _shared_chunk(index_t c, int kind, const floating* g, const floating* x,
+                                 floating p, floating* out, index_t n) noexcept nogil:
+    cdef index_t lo = c * CHUNK
+    return activation_param_sum_chunk(kind, g + lo, x + lo, p, out + lo, min(CHUNK, n - lo))
+
+
 cdef double _backward_shared(int kind, const floating* g, const floating* x, floating p,
                              floating* out, index_t n) noexcept nogil:
-    # out = g f'(x); Σ g ∂f/∂p in float64: per fixed chunk, then the chunk sums in order
-    cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
+    # out = g f'(x); Σ g ∂f/∂p in float64: per fixed chunk, then the chunk sums in order.
+    # Small arrays stay outside OpenMP: even a serial region costs ~0.35 µs to enter.
+    cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c
     cdef double total = 0.0
     cdef double* partial = <double*>malloc(max(chunks, 1) * sizeof(double))
-    for c in prange(chunks, schedule="static", use_threads_if=n > SERIAL_MAX):
-        lo = c * CHUNK
-        partial[c] = activation_param_sum_chunk(kind, g + lo, x + lo, p, out + lo,
-                                                min(CHUNK, n - lo))
+    if n <= SERIAL_MAX:
+        for c in range(chunks):
+            partial[c] = _shared_chunk(c, kind, g, x, p, out, n)
+    else:
+        for c in prange(chunks, schedule="static"):
+            partial[c] = _shared_chunk(c, kind, g, x, p, out, n)
     for c in range(chunks):
         total += partial[c]
     free(partial)
@@ -138,17 +147,28 @@ def activation_backward_shared(int kind, cnp.ndarray g, cnp.ndarray x, double p,
                             <double*>cnp.PyArray_DATA(out), n)
 
 
+cdef inline void _features_block(index_t c, index_t block, int kind, const floating* g,
+                                 const floating* x, const floating* p, floating* out,
+                                 double* partial, index_t rows, index_t features) noexcept nogil:
+    cdef index_t r0 = c * block
+    activation_param_sum_features_chunk(kind, g + r0 * features, x + r0 * features, p,
+                                        out + r0 * features, partial + c * features,
+                                        min(block, rows - r0), features)
+
+
 cdef void _backward_features(int kind, const floating* g, const floating* x, const floating* p,
                              floating* out, double* partial, index_t rows,
                              index_t features) noexcept nogil:
-    # each block of rows sums into its own row of partial (zeroed by the caller)
-    cdef index_t block = max(1, CHUNK // features), c, r0
+    # each block of rows sums into its own row of partial (zeroed by the caller); small arrays
+    # stay outside OpenMP
+    cdef index_t block = max(1, CHUNK // features), c
     cdef index_t chunks = (rows + block - 1) // block
-    for c in prange(chunks, schedule="static", use_threads_if=rows * features > SERIAL_MAX):
-        r0 = c * block
-        activation_param_sum_features_chunk(kind, g + r0 * features, x + r0 * features, p,
-                                            out + r0 * features, partial + c * features,
-                                            min(block, rows - r0), features)
+    if rows * features <= SERIAL_MAX:
+        for c in range(chunks):
+            _features_block(c, block, kind, g, x, p, out, partial, rows, features)
+    else:
+        for c in prange(chunks, schedule="static"):
+            _features_block(c, block, kind, g, x, p, out, partial, rows, features)
 
 
 def activation_backward_features(int kind, cnp.ndarray g, cnp.ndarray x, cnp.ndarray p,

@@ -208,8 +208,9 @@ cdef inline Block _block(index_t t, index_t span, index_t n_rows, index_t n_cols
     return k
 
 
-# Work that fits one block runs outside OpenMP: entering a parallel region costs ~0.35 µs even
-# when its if() clause makes it serial, a sixth of a batch-1 softmax layer's backward.
+# Work that fits one block runs outside OpenMP, as in the other kernels: entering a parallel
+# region costs ~0.35 µs even when its if() clause makes it serial (the backward's two regions
+# were a quarter of a batch-1 softmax layer's).
 
 cdef inline void _forward_block(index_t t, int kind, const floating* x, const floating* W,
                                 bint w_col, const floating* b, const floating* p,

@@ -99,12 +99,16 @@ def adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray state, cnp.ndarray sc, b
 
 
 cdef double _sum_squares(const floating* g, index_t n) noexcept nogil:
-    cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
+    # small arrays stay outside OpenMP: even a serial region costs ~0.35 µs to enter
+    cdef index_t chunks = (n + CHUNK - 1) // CHUNK, c
     cdef double total = 0.0
     cdef double* partial = <double*>malloc(max(chunks, 1) * sizeof(double))
-    for c in prange(chunks, schedule="static", use_threads_if=n > SERIAL_MAX):
-        lo = c * CHUNK
-        partial[c] = chunk_sum_squares(g + lo, min(CHUNK, n - lo))
+    if n <= SERIAL_MAX:
+        for c in range(chunks):
+            partial[c] = chunk_sum_squares(g + c * CHUNK, min(CHUNK, n - c * CHUNK))
+    else:
+        for c in prange(chunks, schedule="static"):
+            partial[c] = chunk_sum_squares(g + c * CHUNK, min(CHUNK, n - c * CHUNK))
     for c in range(chunks):
         total += partial[c]
     free(partial)
