@@ -17,6 +17,7 @@ import pathlib
 import pytest
 
 import fastdl
+from fastdl._kernels import CPU_BACKENDS
 from ratios import load_limits, quick_node_ids
 
 try:
@@ -25,7 +26,7 @@ except ImportError:  # torch rows skip themselves
     torch = None
 
 THREADS = int(os.environ.get("FASTDL_BENCH_THREADS", 2))
-BACKENDS = fastdl.available_backends()
+BACKENDS = [name for name in fastdl.available_backends() if name in CPU_BACKENDS]  # cuda: bench_cuda.py
 LIMITS = pathlib.Path(__file__).with_name("limits.toml")
 
 

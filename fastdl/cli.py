@@ -168,7 +168,7 @@ def _plot(directory, keep):
     import matplotlib.pyplot as plt
 
     net, _ = keep[True]
-    W = net.arena.param("layer0.W")
+    W = net.ops.to_host(net.arena.param("layer0.W"))
     side = int(np.sqrt(W.shape[1]))
     n = min(len(W), 100)
     cols = int(np.ceil(np.sqrt(n)))

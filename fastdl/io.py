@@ -45,9 +45,10 @@ def model_pieces(model, *, optimizer=True):
     """``model`` as plain data, what :func:`save` writes and what a pickled or copied model holds:
     ``{"class": type, "config", "params", "layout", "state", "optimizer"}``, the last being
     ``{"class": name, **state_dict}`` of the model's optimizer, or None (also with ``optimizer=False``).
-    ``params`` and the layout are the live arena's, not copies."""
+    ``params`` (a host array) and the layout are the live arena's, not copies, on the CPU
+    backends."""
     opt = getattr(model, "optimizer_", None) if optimizer else None
-    return {"class": type(model), "config": model.get_config(), "params": model.arena.params,
+    return {"class": type(model), "config": model.get_config(), "params": model.ops.to_host(model.arena.params),
             "layout": model.arena.layout, "state": model.get_state(),
             "optimizer": None if opt is None else {"class": type(opt).__name__, **opt.state_dict()}}
 
@@ -66,7 +67,7 @@ def model_from_pieces(cls, config, params, layout, state, optimizer=None):
                          f"{arena.params.dtype}{arena.params.shape}")
     if json.loads(json.dumps(layout)) != json.loads(json.dumps(arena.layout)):
         raise ValueError("the parameter layout does not match the model its config builds")
-    np.copyto(arena.params, params)
+    model.ops.copy(params, arena.params)
     model.set_state(state)
     if optimizer is not None:
         try:

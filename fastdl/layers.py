@@ -69,22 +69,23 @@ class Dense:
         the kernel backend ``ops`` that runs it."""
         self.ops = ops
         if self.tied_to is not None:
-            self.W, self.dW = self.tied_to.W.T, self.tied_to.dW.T
+            self.W, self.dW = ops.transposed(self.tied_to.W), ops.transposed(self.tied_to.dW)
         else:
             self.W, self.dW = params["W"], grads["W"]
         self.b, self.db = params["b"], grads["b"]
         if self.param_key in params:  # learnable: the arena's tensor is the kernel's parameter
             self.p, self.dp = params[self.param_key], grads[self.param_key]
         else:  # fixed (LeakyReLU's slope, ELU's alpha) or unused: a one-element array
-            self.p = np.full(1, self.scalar_param(), dtype=self.b.dtype)
-            self._unused_dp = np.zeros(1, dtype=self.b.dtype)  # the kernel's dp slot, never read
+            self.p = ops.to_device(np.full(1, self.scalar_param(), dtype=self.b.dtype))
+            self._unused_dp = ops.zeros(1, self.b.dtype)  # the kernel's dp slot, never read
 
-    def init_params(self, rng):
-        if self.tied_to is None:
-            initializers.initialize(self.W, self.init, rng)
-        self.b[...] = 0
-        if self.dp is not None:
-            self.p[...] = self.activation_params[self.param_key]
+    def init_params(self, params, rng):
+        """Fill this layer's tensors, given as host arrays by the names of ``param_specs``."""
+        if "W" in params:  # a tied decoder's W is its encoder's
+            initializers.initialize(params["W"], self.init, rng)
+        params["b"][...] = 0
+        if self.param_key in params:
+            params[self.param_key][...] = self.activation_params[self.param_key]
 
     def scalar_param(self):
         """The fixed parameter of the activation (slope / alpha), 0 where there is none."""
@@ -151,7 +152,7 @@ class Dropout:
     def bind(self, params, grads, ops):
         self.ops = ops
 
-    def init_params(self, rng):
+    def init_params(self, params, rng):
         pass
 
     def workspace_specs(self, n, training):
@@ -174,7 +175,7 @@ class Dropout:
     def backward(self, grad, x, ws, grad_in, ctx):
         """The forward mask, recomputed from the same (seed, step, layer) key, times ``grad``."""
         if self.p == 0.0:  # the identity: the gradient passes through unchanged
-            np.copyto(grad_in, grad)
+            self.ops.copy(grad, grad_in)
         else:
             self.ops.dropout_backward(grad, self.p, self._key(ctx), grad_in)
         return grad_in

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from fastdl import io as _io, optim
-from fastdl._kernels import ops as _active_ops
+from fastdl._kernels import CPU_BACKENDS, name_of, ops as _active_ops, using
 from fastdl._kernels.random import noise_key
 from fastdl._validation import (check_finite, check_float_dtype, check_int, check_numeric_dtype,
                                 check_probability, check_real, check_validation_fraction)
@@ -93,18 +93,22 @@ class Model:
         self._ctx = _StepContext(self.seed)
 
     def _build(self, named_layers):
-        """Declare every layer's tensors in one arena, bind the views, initialize from the seed."""
+        """Declare every layer's tensors in one arena, initialize them from the seed in host
+        memory, put the arena on the backend and bind the layers to its views."""
         arena = ParamArena(self.dtype)
         for name, layer in named_layers:
             for tensor, shape in layer.param_specs():
                 arena.add(f"{name}.{tensor}", shape)
         arena.allocate()
         rng = np.random.default_rng(self.seed)
-        for name, layer in named_layers:
-            names = [tensor for tensor, _ in layer.param_specs()]
-            layer.bind({t: arena.param(f"{name}.{t}") for t in names},
-                       {t: arena.grad(f"{name}.{t}") for t in names}, self.ops)
-            layer.init_params(rng)
+        names = [(name, layer, [tensor for tensor, _ in layer.param_specs()])
+                 for name, layer in named_layers]
+        for name, layer, tensors in names:
+            layer.init_params({t: arena.param(f"{name}.{t}") for t in tensors}, rng)
+        arena.place(self.ops)
+        for name, layer, tensors in names:
+            layer.bind({t: arena.param(f"{name}.{t}") for t in tensors},
+                       {t: arena.grad(f"{name}.{t}") for t in tensors}, self.ops)
         self.arena = arena
         self._loss_kernel = getattr(self.ops, LOSSES[self.loss])
         self._zero_grad_each_step = any(getattr(layer, "accumulate", False) for _, layer in named_layers)
@@ -195,14 +199,15 @@ class Model:
         layer's identity activation in its kernel: predict_proba's softmax or sigmoid costs no pass
         of its own."""
         n = len(X)
-        result = np.empty((n, self.n_outputs), self.dtype)
+        X = self.ops.to_device(X)
+        result = self.ops.empty((n, self.n_outputs), self.dtype)
         if n <= _EVAL_BATCH:  # whole arrays: fresh views cost the kernels' dispatch a few µs
             self._output_chunk(X, result, head)
         else:
             for start in range(0, n, _EVAL_BATCH):
                 self._output_chunk(X[start:start + _EVAL_BATCH], result[start:start + _EVAL_BATCH],
                                    head)
-        return result
+        return self.ops.to_host(result)
 
     def _output_chunk(self, X, out, head):
         below = self._forward(X, self._workspace(len(X), False), False, stop=-1)
@@ -210,23 +215,26 @@ class Model:
 
     def _run(self, X, layers):
         """Evaluation-mode pass of validated ``X`` through ``layers`` only (a part of the model:
-        the encoder, the decoder, the hidden stack), with buffers of its own."""
+        the encoder, the decoder, the hidden stack), with buffers of its own; a host array."""
+        X = self.ops.to_device(X)
         for layer in layers:
             buffers = {name: self.ops.empty(shape, self.dtype)
                        for name, shape in layer.workspace_specs(len(X), False).items()}
             X = layer.forward(X, buffers, False, self._ctx)
-        return X
+        return self.ops.to_host(X)
 
     def _loss_on(self, X, T, count_correct=False):
         """Mean loss of validated X against kernel-ready targets T (no training, no noise), and
         with ``count_correct`` the number of rows whose argmax output is the label in T."""
         total, correct = 0.0, 0
+        to_device = self.ops.to_device
         for start in range(0, len(X), _EVAL_BATCH):
-            chunk, targets = X[start:start + _EVAL_BATCH], T[start:start + _EVAL_BATCH]
+            labels = T[start:start + _EVAL_BATCH]
+            chunk, targets = to_device(X[start:start + _EVAL_BATCH]), to_device(labels)
             ws = self._workspace(len(chunk), False)
             out = self._forward(chunk, ws, False)
             if count_correct:
-                correct += int(np.count_nonzero(np.argmax(out, axis=1) == targets))
+                correct += int(np.count_nonzero(np.argmax(self.ops.to_host(out), axis=1) == labels))
             total += self._loss_kernel(out, targets, ws["loss_grad"], ws["row_loss"]) * len(chunk)
         return (total / len(X), correct) if count_correct else total / len(X)
 
@@ -247,7 +255,7 @@ class Model:
     # --- training ---------------------------------------------------------------------------
     def _optimizer_class(self, optimizer):
         if isinstance(optimizer, optim.Optimizer):
-            if not np.shares_memory(optimizer.params, self.arena.params):
+            if not self.ops.shares_memory(optimizer.params, self.arena.params):
                 raise ValueError("optimizer must be built over this model's arena (model.arena)")
             return type(optimizer)
         cls = OPTIMIZERS.get(str(optimizer).lower())
@@ -278,6 +286,9 @@ class Model:
         options["validation_fraction"] = check_validation_fraction(options["validation_fraction"])
         options["lr"] = check_real(options["lr"], "lr", 0.0)
         self._optimizer_class(options["optimizer"])
+        if options["comm"] is not None and name_of(self.ops) not in CPU_BACKENDS:
+            raise ValueError(f"data-parallel training over MPI (comm=) runs on the CPU backends "
+                             f"{list(CPU_BACKENDS)}; this model was built on {name_of(self.ops)!r}")
         return options
 
     def _fit(self, X, targets, *, optimizer, lr, optimizer_params, **options):
@@ -628,10 +639,10 @@ class Autoencoder(Model):
         H = np.asarray(H)
         if H.ndim != 2 or H.shape[1] != self.n_hidden:
             raise ValueError(f"H must have shape (n, {self.n_hidden}), got {H.shape}")
-        H = _kernel_array(H, self.dtype, "H")
-        out = np.empty((len(H), self.n_visible), self.dtype)
+        H = self.ops.to_device(_kernel_array(H, self.dtype, "H"))
+        out = self.ops.empty((len(H), self.n_visible), self.dtype)
         self.decoder.apply(H, out, head=self._decoder_head)
-        return out
+        return self.ops.to_host(out)
 
     def reconstruct(self, X):
         """x̂ = g(f(x)) for clean inputs."""
@@ -710,14 +721,16 @@ class StackedAutoencoder(Network):
             started = time.perf_counter()
             # the first decoder reconstructs the data, a deeper one the codes of the layer below
             decoder_activation = self.decoder_activation if i == 0 else self.hidden_layers[i - 1].activation
-            ae = Autoencoder(layer.n_in, layer.n_out, layer.activation, decoder_activation, tied=self.tied,
-                             corruption=layer_corruption, loss=self.ae_loss if i == 0 else "mse", init=layer.init,
-                             dtype=self.dtype, seed=self.seed + 1 + i, **self.activation_params)
+            with using(self.ops):  # this network's backend, whichever is active now
+                ae = Autoencoder(layer.n_in, layer.n_out, layer.activation, decoder_activation, tied=self.tied,
+                                 corruption=layer_corruption, loss=self.ae_loss if i == 0 else "mse",
+                                 init=layer.init, dtype=self.dtype, seed=self.seed + 1 + i,
+                                 **self.activation_params)
             # start from this network's own initial encoder, train, write the encoder back
-            ae.arena.group("encoder").params[...] = self._layer_params(layer)
+            self.ops.copy(self._layer_params(layer), ae.arena.group("encoder").params)
             history = ae.fit(codes, epochs=layer_epochs, batch_size=batch_size, optimizer=layer_optimizer,
                              lr=layer_lr, progress=progress, comm=comm)
-            self._layer_params(layer)[...] = ae.arena.group("encoder").params
+            self.ops.copy(ae.arena.group("encoder").params, self._layer_params(layer))
             report.append({"layer": i, "sizes": (layer.n_in, layer.n_out), "loss": history["loss"],
                            "time": time.perf_counter() - started})
             if i + 1 < len(plan):

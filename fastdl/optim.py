@@ -25,35 +25,42 @@ import math
 
 import numpy as np
 
-from fastdl._kernels import ops
+from fastdl._kernels import name_of, ops, using
 from fastdl._validation import check_bool, check_float_dtype, check_real
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adagrad", "RMSprop", "Adam", "AdamW",
            "clip_grad_norm"]
 
 
-def _as_pair(params, grads):
-    """The (parameters, gradients) pair of flat arrays, checked once here."""
+def _backend_of(params):
+    """The kernel backend that holds ``params``: an arena's own, else the active one."""
+    return getattr(params, "ops", None) or ops()
+
+
+def _as_pair(params, grads, backend):
+    """The (parameters, gradients) pair of flat arrays of ``backend``, checked once here."""
     if grads is None:
         if not (hasattr(params, "params") and hasattr(params, "grads")):
             raise TypeError("params must be a ParamArena, a ParamGroup or a 1-D array with grads "
                             f"given, got {type(params).__name__}")
         params, grads = params.params, params.grads
     for name, arr in (("params", params), ("grads", grads)):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
-        if arr.ndim != 1 or not arr.flags.c_contiguous:
+        if not backend.holds(arr):
+            kind = "a numpy.ndarray" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise TypeError(f"{name} must be an array of the {name_of(backend)!r} backend (a "
+                            f"model's arena is on the backend it was built with), got {kind}")
+        contiguous = arr.flags["C_CONTIGUOUS"]
+        if arr.ndim != 1 or not contiguous:
             raise ValueError(f"{name} must be a 1-D C-contiguous array (a flat buffer), got "
-                             f"shape {arr.shape}" + ("" if arr.flags.c_contiguous else
-                                                     ", not contiguous"))
+                             f"shape {arr.shape}" + ("" if contiguous else ", not contiguous"))
         check_float_dtype(arr.dtype, name)
     if grads.dtype != params.dtype:
         raise TypeError(f"grads has dtype {grads.dtype}, but params has dtype {params.dtype}")
     if grads.shape != params.shape:
         raise ValueError(f"grads has {grads.size} elements, but params has {params.size}")
-    if not params.flags.writeable:
+    if isinstance(params, np.ndarray) and not params.flags.writeable:
         raise ValueError("params is read-only")
-    if params.size and np.may_share_memory(params, grads):
+    if params.size and backend.shares_memory(params, grads):
         raise ValueError("params and grads overlap; they must be separate buffers")
     return params, grads
 
@@ -94,13 +101,14 @@ class Optimizer:
     def __init__(self, params, grads=None, *, lr, check_finite=True):
         # an arena's tensor table, to name the tensor in error messages
         self._specs = getattr(params, "specs", ()) if grads is None else ()
-        self.params, self.grads = _as_pair(params, grads)
+        self._ops = _backend_of(params)
+        self.params, self.grads = _as_pair(params, grads, self._ops)
         self.lr = lr
         self.check_finite = check_bool(check_finite, "check_finite")
         self.step_count = 0
         self._state = None
         self._sc = np.empty(self._n_scalars, dtype=self.params.dtype)
-        self._step_kernel = getattr(ops(), self._kernel)
+        self._step_kernel = getattr(self._ops, self._kernel)
 
     @property
     def lr(self):
@@ -124,7 +132,7 @@ class Optimizer:
         self._sc[:] = self._scalars_for(self.step_count + 1)
         if not self._step_kernel(self.params, self.grads, self._state, self._sc, self.check_finite,
                                  *self._kernel_flags):
-            bad = np.flatnonzero(~np.isfinite(self.grads))
+            bad = np.flatnonzero(~np.isfinite(self._ops.to_host(self.grads)))
             first = int(bad[0])
             where = "".join(f" (in {s.name!r})" for s in self._specs
                             if s.offset <= first < s.offset + s.size)
@@ -137,24 +145,28 @@ class Optimizer:
 
     def zero_grad(self):
         """Set the gradient to zero (one fill)."""
-        self.grads.fill(0)
+        self._ops.fill(self.grads, 0)
 
     def state_dict(self):
         """``{"step": int, "hyper": {keyword: value}, "state": {name: array copy}}``; ``hyper``
-        holds every constructor keyword (plain Python values) but ``check_finite``."""
-        return self._state_dict_reusing(None)
+        holds every constructor keyword (plain Python values) but ``check_finite``; the state
+        arrays are numpy arrays whatever the backend."""
+        state_dict = self._state_dict_reusing(None)
+        state_dict["state"] = {name: self._ops.to_host(row) for name, row in state_dict["state"].items()}
+        return state_dict
 
     def _state_dict_reusing(self, previous):
         """:meth:`state_dict`, its state copied into the arrays of ``previous`` (an earlier
         state_dict of this optimizer, or None) when it has them: a restore point refreshed every
-        epoch then allocates no arrays."""
-        state = self.state
+        epoch then allocates no arrays. The copies are the backend's arrays."""
+        state, backend = self.state, self._ops
         if previous is not None and previous["state"].keys() == state.keys():
             copies = previous["state"]
             for name, row in state.items():
-                np.copyto(copies[name], row)
+                backend.copy(row, copies[name])
         else:  # no earlier one, or the (lazy) state appeared since
-            copies = {name: row.copy() for name, row in state.items()}
+            copies = {name: backend.copy(row, backend.empty(row.shape, row.dtype))
+                      for name, row in state.items()}
         return {"step": self.step_count,
                 "hyper": {name: getattr(self, name) for name in ("lr",) + self._hyper},
                 "state": copies}
@@ -167,7 +179,8 @@ class Optimizer:
             raise ValueError(f"state_dict has hyper-parameters {sorted(hyper)}, but "
                              f"{type(self).__name__} has {sorted(('lr',) + self._hyper)}")
         # validates every value, and tells which state buffers those settings keep
-        rows = type(self)(self.params, self.grads, **hyper)._state_rows
+        with using(self._ops):
+            rows = type(self)(self.params, self.grads, **hyper)._state_rows
         if rows != self._state_rows or (state and set(state) != set(rows)):
             raise ValueError(f"state_dict holds state {sorted(state) or sorted(rows)}, but this "
                              f"{type(self).__name__} keeps {sorted(self._state_rows)}: build it "
@@ -180,7 +193,7 @@ class Optimizer:
             if self._state is None:
                 self._allocate_state()
             for name, row in zip(self._state_rows, self._state):
-                row[...] = state[name]
+                self._ops.copy(state[name], row)
         else:
             self._state = None
         for name, value in hyper.items():
@@ -192,7 +205,7 @@ class Optimizer:
         return f"{type(self).__name__}({self.params.size} {self.params.dtype.name}, {hyper})"
 
     def _allocate_state(self):
-        self._state = np.zeros((len(self._state_rows), self.params.size), dtype=self.params.dtype)
+        self._state = self._ops.zeros((len(self._state_rows), self.params.size), self.params.dtype)
         self._initial_state(self._state)
 
     def _initial_state(self, state):
@@ -273,7 +286,7 @@ class Adagrad(Optimizer):
         return self.weight_decay, self.lr / (1.0 + (t - 1) * self.lr_decay), self.eps
 
     def _initial_state(self, state):
-        state.fill(self.initial_accumulator_value)
+        self._ops.fill(state, self.initial_accumulator_value)
 
 
 class RMSprop(Optimizer):
@@ -395,13 +408,15 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
     the gradient unchanged (torch would fill it with NaN) and raises ``FloatingPointError`` with
     ``error_if_nonfinite=True``; otherwise the optimizer's own check will then refuse the step.
     """
+    backend = _backend_of(grads)
     if hasattr(grads, "grads"):
         grads = grads.grads
-    if not isinstance(grads, np.ndarray) or grads.ndim != 1 or not grads.flags.c_contiguous:
-        raise ValueError("grads must be a 1-D C-contiguous numpy array (a flat gradient buffer)")
+    if not backend.holds(grads) or grads.ndim != 1 or not grads.flags["C_CONTIGUOUS"]:
+        raise ValueError(f"grads must be a 1-D C-contiguous array of the {name_of(backend)!r} "
+                         "backend (a flat gradient buffer)")
     check_float_dtype(grads.dtype, "grads")
     max_norm = check_real(max_norm, "max_norm", 0.0, finite=False)  # inf: no clipping
-    norm = math.sqrt(ops().sum_squares(grads))
+    norm = math.sqrt(backend.sum_squares(grads))
     if not math.isfinite(norm):
         if error_if_nonfinite:
             raise FloatingPointError(f"the gradient norm is {norm}; the gradient was left "
@@ -409,9 +424,9 @@ def clip_grad_norm(grads, max_norm, *, error_if_nonfinite=False):
         return norm
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
-        if not grads.flags.writeable:
+        if isinstance(grads, np.ndarray) and not grads.flags.writeable:
             raise ValueError("grads is read-only")
-        ops().scale(grads, coef)
+        backend.scale(grads, coef)
     return norm
 
 

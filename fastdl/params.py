@@ -13,15 +13,20 @@ which an optimizer can train the layer alone (greedy layer-wise pre-training)::
     arena.add("enc0.W", (784, 500))
     arena.add("enc0.b", (500,))
     arena.add("dec0.b", (784,))
-    arena.allocate()                        # both buffers, zero-filled
+    arena.allocate()                        # both buffers, zero-filled, in host memory
     W, dW = arena.param("enc0.W"), arena.grad("enc0.W")
     opt = fastdl.optim.Adam(arena.group("enc0"), lr=1e-3)
+
+The buffers are numpy arrays until :meth:`ParamArena.place` puts them on a kernel backend's
+memory (a model's arena lives on the GPU with the cuda backend); the views handed out after that
+are the backend's arrays.
 """
 from collections import namedtuple
 from math import prod
 
 import numpy as np
 
+from fastdl._kernels import host
 from fastdl._validation import check_float_dtype
 
 __all__ = ["ParamArena", "ParamGroup", "TensorSpec"]
@@ -56,6 +61,7 @@ class ParamArena:
         self.size = 0
         self.params = None
         self.grads = None
+        self.ops = None  # the backend whose arrays the buffers are; None: numpy, until place()
 
     # --- building -------------------------------------------------------------------------
     def add(self, name, shape):
@@ -82,6 +88,15 @@ class ParamArena:
             raise RuntimeError("the arena is already allocated")
         self.params = _aligned_zeros(self.size, self.dtype)
         self.grads = _aligned_zeros(self.size, self.dtype)
+        return self
+
+    def place(self, ops):
+        """Move both buffers to the memory of kernel backend ``ops`` (the CPU backends keep the
+        numpy arrays: nothing is copied); views taken before stay on the old buffers. Returns
+        ``self``."""
+        self._allocated()
+        self.params, self.grads = ops.to_device(self.params), ops.to_device(self.grads)
+        self.ops = ops
         return self
 
     @classmethod
@@ -144,7 +159,7 @@ class ParamArena:
 
     def zero_grad(self):
         """Set every gradient to zero (one fill)."""
-        self._allocated().grads.fill(0)
+        (self.ops or host).fill(self._allocated().grads, 0)
 
     def __len__(self):
         return self.size

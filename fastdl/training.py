@@ -1,7 +1,9 @@
 """The one training loop every fastdl model uses.
 
 ``train(model, optimizer, X, y, ...)`` runs mini-batch epochs: each epoch draws a permutation from
-``(seed, epoch)``, gathers each batch into buffers allocated once per call, and asks the model for
+``(seed, epoch)``, gathers each batch into buffers allocated once per call (on the model's
+backend: with cuda, the data is copied to the GPU once per call and the permutation once per
+epoch; a step then reads back only the loss and the optimizer's finite-gradient flag), and asks the model for
 one step (``model._train_step(xb, yb)``: forward, loss, backward into the gradient arena, returning
 the batch loss), then calls ``optimizer.step()``. Nothing is allocated per step.
 
@@ -179,6 +181,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
         X_val = y_val = None
     n = len(X)
     batch_size = min(batch_size, n)
+    ops = model.ops
     history = History()
     state = TrainingState(model, optimizer, history)
     replicas = None
@@ -200,26 +203,27 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     parts = bounds if replicas is None else [replicas.rows(*bound) for bound in bounds]
     lengths = {b - a for a, b in parts}
-    x_buf = np.empty((max(lengths),) + X.shape[1:], dtype=X.dtype)
-    y_buf = None if y is None else np.empty((max(lengths),) + y.shape[1:], dtype=y.dtype)
+    X, y = ops.to_device(X), None if y is None else ops.to_device(y)
+    x_buf = ops.empty((max(lengths),) + X.shape[1:], X.dtype)
+    y_buf = None if y is None else ops.empty((max(lengths),) + y.shape[1:], y.dtype)
     views = {k: (x_buf[:k], None if y is None else y_buf[:k]) for k in lengths}
 
     params = model.arena.params
     # What a NaN/inf loss restores: the weights and optimizer state the epoch started from (the
     # last ones known to give finite losses), copied into buffers allocated once.
-    good_params, good_optimizer = np.empty_like(params), None
-    best_params = np.empty_like(params) if patience is not None else None  # read once filled
+    good_params, good_optimizer = ops.empty(params.shape, params.dtype), None
+    best_params = ops.empty(params.shape, params.dtype) if patience is not None else None  # read once filled
     best_value, best_epoch, waited = math.inf, None, 0
     monitor = "val_loss" if X_val is not None else "loss"
     bar = _progress_bar(progress and root, epochs)
-    order = np.arange(n)
+    order = ops.to_device(np.arange(n))
 
     for c in callbacks:
         c.on_train_begin(state)
     try:
         with _StopOnSigint() as sigint:
             for epoch in range(epochs):
-                np.copyto(good_params, params)
+                ops.copy(params, good_params)
                 good_optimizer = optimizer._state_dict_reusing(good_optimizer)
                 state.epoch = epoch
                 if lr_schedule is not None:
@@ -227,15 +231,15 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                 for c in callbacks:
                     c.on_epoch_begin(state)
                 if shuffle:
-                    order = np.random.default_rng([seed, model.epoch_]).permutation(n)
+                    order = ops.to_device(np.random.default_rng([seed, model.epoch_]).permutation(n))
                 started = time.perf_counter()
                 total, seen = 0.0, 0
                 for (start, stop), (a, b) in zip(bounds, parts):
                     idx = order[a:b]
                     xb, yb = views[b - a]
-                    np.take(X, idx, axis=0, out=xb, mode="wrap")  # 'wrap' avoids numpy's buffered copy
+                    ops.take_rows(X, idx, xb)
                     if y is not None:
-                        np.take(y, idx, axis=0, out=yb, mode="wrap")
+                        ops.take_rows(y, idx, yb)
                     if b > a:
                         loss = model._train_step(xb, yb, a - start)
                     else:  # a batch shorter than the number of ranks: no row here
@@ -252,7 +256,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                             raise FloatingPointError(f"the training loss became {loss}")
                         optimizer.step()  # refuses a non-finite gradient, changing nothing
                     except FloatingPointError as exc:
-                        np.copyto(params, good_params)
+                        ops.copy(good_params, params)
                         optimizer.load_state_dict(good_optimizer)
                         raise TrainingDivergedError(
                             f"{str(exc).split(';')[0]} at epoch {model.epoch_}, step {model.step_}; "
@@ -281,7 +285,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
                 if value < best_value - min_delta:
                     best_value, best_epoch, waited = value, len(history), 0
                     if best_params is not None:
-                        np.copyto(best_params, params)
+                        ops.copy(params, best_params)
                 else:
                     waited += 1
                 for c in callbacks:
@@ -300,7 +304,7 @@ def train(model, optimizer, X, y=None, *, epochs, batch_size, shuffle=True, seed
         if bar is not None:
             bar.close()
     if best_params is not None and best_epoch is not None:
-        np.copyto(params, best_params)
+        ops.copy(best_params, params)
         history.best_epoch = best_epoch
     for c in callbacks:
         c.on_train_end(state)

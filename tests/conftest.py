@@ -1,6 +1,7 @@
 """The ``backend`` fixture: a kernel test that takes it (or marks ``usefixtures("backend")``) runs
-once on every backend this installation has, with that backend active, like thinc's tests over
-all its ops."""
+once on every CPU backend this installation has, with that backend active, like thinc's tests over
+all its ops. The cuda backend has its own tests on tiny shapes (tests/test_cuda_*.py): on
+numba's simulator these shapes would take hours."""
 import os
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 import fastdl
 from fastdl import _kernels
 
-BACKENDS = fastdl.available_backends()
+BACKENDS = [name for name in fastdl.available_backends() if name in _kernels.CPU_BACKENDS]
 #: the directory holding the fastdl under test: child processes start there, so that they import
 #: the same one (from the repository root they would import the source tree, whose Cython backend
 #: is not built unless the install was editable)

@@ -5,12 +5,16 @@ exactly those parameters:
 
 - ``cython``: C++ kernels behind Cython, compiled when fastdl is installed, so a fresh process
   never waits for a compiler; the default when it was built;
-- ``numba``: the same kernels as numba JIT functions, compiled on first use and cached on disk.
+- ``numba``: the same kernels as numba JIT functions, compiled on first use and cached on disk;
+- ``cuda``: numba.cuda kernels on an NVIDIA GPU (``pip install "fastdl[cuda]"``), never the
+  default; a model built on it keeps its arena, gradients, optimizer state and workspaces in GPU
+  memory for its whole life.
 
 Nothing above this package imports a backend: layers, models, optimizers and the functional layer
-call :func:`ops` (the active backend's module). ``FASTDL_BACKEND=cython|numba`` chooses it for a
-process, :func:`set_backend` from Python. ``reference/`` is the plain-numpy specification both are
-tested against.
+call :func:`ops` (the active backend's module), and touch arrays only through its ``buffers``
+family (numpy's own calls on the CPU backends, ``host.py``). ``FASTDL_BACKEND=cython|numba|cuda``
+chooses it for a process, :func:`set_backend` from Python. ``reference/`` is the plain-numpy
+specification all are tested against.
 
 The contract every kernel keeps (the families' own modules give the formulas): arrays are
 C-contiguous float32 or float64 of one dtype and already validated; results go into the ``out``
@@ -18,12 +22,16 @@ buffers given (a kernel allocates nothing but small scratch); NaN and inf propag
 float64 reduction runs in an order fixed by the shapes alone (``split.py``), so results do not
 depend on the thread count. Activations are passed by id (``registry.IDS``).
 """
+import contextlib
 import importlib
 import os
 import warnings
 
 #: backend name -> package, in order of preference
-BACKENDS = {"cython": "fastdl._kernels.cython", "numba": "fastdl._kernels.numba"}
+BACKENDS = {"cython": "fastdl._kernels.cython", "numba": "fastdl._kernels.numba",
+            "cuda": "fastdl._kernels.cuda"}
+#: the backends whose arrays are numpy arrays in host memory
+CPU_BACKENDS = ("cython", "numba")
 
 #: family -> {kernel: parameters}; each backend module defines all of them
 INTERFACE = {
@@ -32,8 +40,17 @@ INTERFACE = {
         "get_num_threads": (),
         "max_threads": (),
     },
-    "buffers": {
+    "buffers": {  # the backend's arrays: numpy arrays on the CPU ones (host.py), device arrays on cuda
         "empty": ("shape", "dtype"),  # a workspace array of the backend's kind
+        "zeros": ("shape", "dtype"),
+        "holds": ("a",),  # whether a is an array of the backend's kind
+        "to_device": ("a",),  # a host array's contents as the backend's array (a itself on the CPU)
+        "to_host": ("a",),  # the backend's array as a numpy array (a itself on the CPU)
+        "copy": ("src", "dst"),  # dst[...] = src (src the backend's array or a host one); returns dst
+        "fill": ("a", "value"),
+        "take_rows": ("x", "idx", "out"),  # out[i] = x[idx[i]], idx int64 on the backend
+        "transposed": ("a",),  # the transposed view of a 2-D array, no copy
+        "shares_memory": ("a", "b"),
     },
     "activations": {  # flat arrays; p a float (kinds without a parameter ignore it)
         "activation_forward": ("kind", "x", "p", "out"),  # out = f(x)
@@ -90,7 +107,8 @@ def _load(name):
 
 
 def available_backends():
-    """The backends this installation can run (the Cython one only if it was built)."""
+    """The backends this installation can run (the Cython one only if it was built, the cuda
+    one only with numba-cuda and a GPU or its simulator)."""
     names = []
     for name in BACKENDS:
         try:
@@ -129,9 +147,27 @@ def get_backend():
     return _active[0]
 
 
+def name_of(module):
+    """The name of backend ``module``."""
+    return next(name for name, package in BACKENDS.items() if package == module.__name__)
+
+
+@contextlib.contextmanager
+def using(module):
+    """Make backend ``module`` the active one inside the block (what is built there runs on it),
+    then restore the previous one."""
+    global _active
+    previous = _active
+    _active = (name_of(module), module)
+    try:
+        yield module
+    finally:
+        _active = previous
+
+
 def set_backend(name):
-    """Run fastdl's kernels on backend ``name`` ("cython" or "numba") from now on; models built
-    before keep the backend they were built with. The thread count carries over."""
+    """Run fastdl's kernels on backend ``name`` ("cython", "numba" or "cuda") from now on; models
+    built before keep the backend they were built with. The thread count carries over."""
     global _active
     module = _load(name)
     if _active is not None and _active[1] is not module:

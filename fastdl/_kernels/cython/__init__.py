@@ -7,8 +7,6 @@ fused types, OpenMP ``prange`` over the work split of ``split.py``, BLAS calls) 
 with the element math (``vmath.hpp``, ``activations.hpp``, ...). Importing this package fails with
 ImportError when the extensions were not built; fastdl then runs on numba.
 """
-import numpy as np
-
 from fastdl._kernels.cython._activations import (activation_backward, activation_backward_features,
                                                  activation_backward_shared, activation_forward,
                                                  activation_forward_features, softmax_backward,
@@ -20,6 +18,8 @@ from fastdl._kernels.cython._losses import (binary_cross_entropy_with_logits, ms
 from fastdl._kernels.cython._noise import dropout, dropout_backward, gaussian_noise, masking_noise
 from fastdl._kernels.cython._optimizers import (adagrad_step, adam_step, all_finite, momentum_step,
                                                 rmsprop_step, scale, sgd_step, sum_squares)
+from fastdl._kernels.host import (copy, empty, fill, holds, shares_memory, take_rows, to_device,
+                                 to_host, transposed, zeros)
 from fastdl._kernels.cython._threads import get_num_threads, max_threads, openmp
 from fastdl._kernels.cython._threads import set_num_threads as _set_kernel_threads
 
@@ -31,7 +31,3 @@ def set_num_threads(n):
 
     _set_kernel_threads(n)
     threadpool_limits(limits=n, user_api="blas")
-
-
-def empty(shape, dtype):
-    return np.empty(shape, dtype)

@@ -8,6 +8,8 @@ import numpy as np
 
 from fastdl._kernels.numba import activations as _act, checks as _checks, dense as _dense, \
     losses as _losses, noise as _noise, optimizers as _opt
+from fastdl._kernels.host import (copy, empty, fill, holds, shares_memory, take_rows, to_device,
+                                 to_host, transposed, zeros)
 from fastdl._kernels.registry import KERNELS
 
 assert tuple(_act.ACTIVATIONS) == tuple(KERNELS), "numba's activation table is out of id order"
@@ -35,10 +37,6 @@ def max_threads():
     import numba
 
     return numba.config.NUMBA_NUM_THREADS
-
-
-def empty(shape, dtype):
-    return np.empty(shape, dtype)
 
 
 # ---------------------------------------------------------------------------------- activations
