@@ -113,3 +113,19 @@ def test_an_unavailable_backend_names_itself():
     missing = next(name for name in BACKENDS if name not in fastdl.available_backends())
     with pytest.raises(ImportError, match=f"{missing} backend is not available"):
         fastdl.set_backend(missing)
+
+
+def test_the_cuda_backend_without_a_gpu_says_why_and_import_still_works():
+    code = ("import fastdl\n"
+            "try:\n    fastdl.set_backend('cuda')\nexcept ImportError as exc:\n    print(exc)\n"
+            "else:\n    print('available')")
+    environment = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, "-c", code], env=environment, cwd=FASTDL_HOME,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    if done.stdout.strip() == "available":
+        pytest.skip("a CUDA GPU is visible here")
+    assert "cuda backend is not available" in done.stdout
+    assert "numba-cuda is not installed" in done.stdout or "no CUDA GPU is visible" in done.stdout
+    # the variable is read on first use, not at import
+    assert _child("import fastdl; print('imported')", FASTDL_BACKEND="cuda") == "imported"
