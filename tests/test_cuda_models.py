@@ -89,6 +89,9 @@ def test_a_training_step_reads_back_only_the_loss_and_the_finite_flag(monkeypatc
     net.fit(X, y, epochs=2, batch_size=4)
     steps = 2 * 3
     assert len(reads) == 2 * steps and max(reads) == 1  # one scalar each
+    reads.clear()  # without the finite check: the loss alone
+    net.fit(X, y, epochs=2, batch_size=4, optimizer=fastdl.optim.Adam(net.arena, check_finite=False))
+    assert len(reads) == steps and max(reads) == 1
 
 
 def test_autoencoder_codes_and_reconstructions_match_the_cpu():
