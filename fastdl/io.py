@@ -48,8 +48,9 @@ def model_pieces(model, *, optimizer=True):
     ``params`` (a host array) and the layout are the live arena's, not copies, on the CPU
     backends."""
     opt = getattr(model, "optimizer_", None) if optimizer else None
-    return {"class": type(model), "config": model.get_config(), "params": model.ops.to_host(model.arena.params),
-            "layout": model.arena.layout, "state": model.get_state(),
+    return {"class": type(model), "config": model.get_config(),
+            "params": model.ops.to_host(model.arena.params), "layout": model.arena.layout,
+            "state": model.get_state(),
             "optimizer": None if opt is None else {"class": type(opt).__name__, **opt.state_dict()}}
 
 

@@ -3,8 +3,8 @@
 ``train(model, optimizer, X, y, ...)`` runs mini-batch epochs: each epoch draws a permutation from
 ``(seed, epoch)``, gathers each batch into buffers allocated once per call (on the model's
 backend: with cuda, the data is copied to the GPU once per call and the permutation once per
-epoch; a step then reads back only the loss and the optimizer's finite-gradient flag), and asks the model for
-one step (``model._train_step(xb, yb)``: forward, loss, backward into the gradient arena, returning
+epoch; a step then reads back only the loss and the optimizer's finite-gradient flag), and asks
+the model for one step (``model._train_step(xb, yb)``: forward, loss, backward into the gradient arena, returning
 the batch loss), then calls ``optimizer.step()``. Nothing is allocated per step.
 
 Around that: validation data or a validation fraction, early stopping with patience that puts the

@@ -14,6 +14,19 @@ BACKENDS = [name for name in fastdl.available_backends() if name in _kernels.CPU
 #: the same one (from the repository root they would import the source tree, whose Cython backend
 #: is not built unless the install was editable)
 FASTDL_HOME = os.path.dirname(os.path.dirname(os.path.abspath(fastdl.__file__)))
+#: numba's CUDA simulator computes the generator's uint64 hashes in numpy scalars, which warn on
+#: the wrap-around a GPU does silently
+SIMULATOR_WARNINGS = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+
+
+def cuda_backend_or_skip():
+    """The cuda backend's module; skips the calling test module without numba-cuda, or with
+    neither a GPU nor the simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    pytest.importorskip("numba_cuda")
+    try:
+        return _kernels._load("cuda")
+    except ImportError as exc:
+        pytest.skip(str(exc), allow_module_level=True)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -9,26 +9,20 @@ import fastdl
 from fastdl import _kernels
 from fastdl._kernels.random import noise_key
 from fastdl._kernels.reference import activations as RA, dense as RD, losses as RL
+from conftest import BACKENDS, SIMULATOR_WARNINGS, cuda_backend_or_skip
 from fastdl._kernels.registry import IDS, KERNELS
 
-pytest.importorskip("numba_cuda")
-try:
-    K = _kernels._load("cuda")
-except ImportError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-# the simulator computes uint64 hashes in numpy scalars, which warn on the wrap-around a GPU does
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-CPU = _kernels._load(next(n for n in fastdl.available_backends() if n in _kernels.CPU_BACKENDS))
+K = cuda_backend_or_skip()
+pytestmark = SIMULATOR_WARNINGS
+CPU = _kernels._load(BACKENDS[0])
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 3e-6, np.float64: 1e-13}
 PARAMS = {"leaky_relu": 0.01, "prelu": 0.25, "elu": 1.3, "swish": 1.7}
 ELEMENTWISE = [name for name in KERNELS if name != "softmax"]
 
 
-def _close(actual, expected, dtype, scale=1.0):
-    tol = TOL[dtype] * scale
-    np.testing.assert_allclose(K.to_host(actual), expected, rtol=tol, atol=tol)
+def _tol(dtype, scale=1.0):
+    return {"rtol": TOL[dtype] * scale, "atol": TOL[dtype] * scale}
 
 
 def _inputs(dtype):
@@ -42,13 +36,13 @@ def test_activations_and_derivatives_match_the_reference(name, dtype):
     p = np.full(1, PARAMS.get(name, 0.0), dtype)
     y = K.empty(x.shape, dtype)
     K.activation_forward(IDS[name], K.to_device(x), K.to_device(p), y)
-    _close(y, RA.FORWARD[name](x, p[0]), dtype)
+    np.testing.assert_allclose(K.to_host(y), RA.FORWARD[name](x, p[0]), **_tol(dtype))
     g = np.linspace(-1, 1, x.size).astype(dtype)
     v = K.to_host(y) if KERNELS[name].grad_from == "output" else x
     out = K.empty(x.shape, dtype)
     K.activation_backward(IDS[name], K.to_device(g), K.to_device(v), K.to_device(p), out)
     # from the output, ELU's and sigmoid's derivatives carry y's rounding
-    _close(out, g * RA.DERIVATIVE[name](x, p[0]), dtype, scale=10)
+    np.testing.assert_allclose(K.to_host(out), g * RA.DERIVATIVE[name](x, p[0]), **_tol(dtype, 10))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -61,7 +55,8 @@ def test_learnable_parameter_gradients_shared_and_per_feature(name, dparam, dtyp
     total = K.activation_backward_shared(IDS[name], K.to_device(g.ravel()), K.to_device(x.ravel()),
                                          K.to_device(shared), out)
     assert total == pytest.approx(np.sum(g * dparam(x, shared[0])), rel=TOL[dtype] * 10)
-    _close(out, (g * RA.DERIVATIVE[name](x, shared[0])).ravel(), dtype)
+    expected = (g * RA.DERIVATIVE[name](x, shared[0])).ravel()
+    np.testing.assert_allclose(K.to_host(out), expected, **_tol(dtype))
     per_feature = np.array([0.1, 0.5, 1.5], dtype)
     sums = K.activation_backward_features(IDS[name], K.to_device(g.ravel()), K.to_device(x.ravel()),
                                           K.to_device(per_feature), out)
@@ -69,7 +64,7 @@ def test_learnable_parameter_gradients_shared_and_per_feature(name, dparam, dtyp
     np.testing.assert_allclose(sums, np.sum(g * dparam(x, per_feature), axis=0), rtol=TOL[dtype] * 10)
     y = K.empty(x.size, dtype)
     K.activation_forward_features(IDS[name], K.to_device(x.ravel()), K.to_device(per_feature), y)
-    _close(y, RA.FORWARD[name](x, per_feature).ravel(), dtype)
+    np.testing.assert_allclose(K.to_host(y), RA.FORWARD[name](x, per_feature).ravel(), **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -77,11 +72,11 @@ def test_softmax_rows_forward_backward_and_in_place(dtype):
     z = np.array([[1.0, 2.0, -3.0], [50.0, 50.0, 49.0], [0.0, np.nan, 1.0]], dtype)
     y = K.to_device(z)
     K.softmax_forward(y, y)
-    _close(y, RA.softmax(z), dtype)
+    np.testing.assert_allclose(K.to_host(y), RA.softmax(z), **_tol(dtype))
     g = np.arange(9, dtype=dtype).reshape(3, 3) / 9
     dz = K.empty(z.shape, dtype)
     K.softmax_backward(K.to_device(g), y, dz)
-    _close(dz, RA.softmax_backward(g, RA.softmax(z)), dtype)
+    np.testing.assert_allclose(K.to_host(dz), RA.softmax_backward(g, RA.softmax(z)), **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -102,7 +97,7 @@ def test_losses_match_the_reference(name, dtype):
     loss = getattr(K, name)(K.to_device(x), K.to_device(target), grad, row_loss)
     expected_loss, expected_grad = reference(x, target)
     assert isinstance(loss, float) and loss == pytest.approx(expected_loss, rel=TOL[dtype] * 10)
-    _close(grad, expected_grad, dtype)
+    np.testing.assert_allclose(K.to_host(grad), expected_grad, **_tol(dtype))
     assert K.to_host(row_loss).sum() / 4 == pytest.approx(loss, rel=1e-12)
 
 
@@ -159,12 +154,12 @@ def test_optimizer_steps_match_the_cpu_backend_and_refuse_non_finite_gradients(n
         g = rng.standard_normal(37).astype(dtype)
         assert getattr(K, kernel)(gp, K.to_device(g), gstate, sc, True, *flags)
         assert getattr(CPU, kernel)(p, g, state, sc, True, *flags)
-    _close(gp, p, dtype, scale=10)
-    _close(gstate, state, dtype, scale=10)
+    np.testing.assert_allclose(K.to_host(gp), p, **_tol(dtype, 10))
+    np.testing.assert_allclose(K.to_host(gstate), state, **_tol(dtype, 10))
     g[5] = np.nan
     assert not getattr(K, kernel)(gp, K.to_device(g), gstate, sc, True, *flags)
-    _close(gp, p, dtype, scale=10)  # unchanged
-    _close(gstate, state, dtype, scale=10)
+    np.testing.assert_allclose(K.to_host(gp), p, **_tol(dtype, 10))  # unchanged
+    np.testing.assert_allclose(K.to_host(gstate), state, **_tol(dtype, 10))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -173,7 +168,7 @@ def test_sum_squares_scale_and_all_finite(dtype):
     d = K.to_device(g)
     assert K.sum_squares(d) == pytest.approx(np.sum(g.astype(np.float64) ** 2), rel=1e-12)
     K.scale(d, 0.5)
-    _close(d, g * dtype(0.5), dtype)
+    np.testing.assert_allclose(K.to_host(d), g * dtype(0.5), **_tol(dtype))
     assert K.all_finite(d)
     g[7] = -np.inf
     assert not K.all_finite(K.to_device(g))
@@ -192,15 +187,16 @@ def test_dense_forward_and_backward_match_the_reference(name, n_p, tied, dtype):
     x, g = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((n, m)).astype(dtype)
     W = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal(m).astype(dtype)
-    p = (rng.random(n_p) + 0.5).astype(dtype) if name in PARAMS else np.full(1, PARAMS.get(name, 0.0), dtype)
+    p = ((rng.random(n_p) + 0.5).astype(dtype) if name in PARAMS
+         else np.full(1, PARAMS.get(name, 0.0), dtype))
     # a tied decoder's W is the transposed view of its encoder's (k, m) array
     Wd = K.transposed(K.to_device(np.ascontiguousarray(W.T))) if tied else K.to_device(W)
     xd, pd = K.to_device(x), K.to_device(p)
     z, y = K.empty((n, m), dtype), K.empty((n, m), dtype)
     K.dense_forward(IDS[name], xd, Wd, K.to_device(b), pd, z, y, False)
     expected_z, expected_y = RD.dense(x, W, b, name, p if n_p > 1 else p[0])
-    _close(z, expected_z, dtype, scale=10)
-    _close(y, expected_y, dtype, scale=10)
+    np.testing.assert_allclose(K.to_host(z), expected_z, **_tol(dtype, 10))
+    np.testing.assert_allclose(K.to_host(y), expected_y, **_tol(dtype, 10))
     learnable = KERNELS[name].learnable
     dz, dx, db = K.empty((n, m), dtype), K.empty((n, k), dtype), K.empty(m, dtype)
     dW = K.transposed(K.zeros((k, m), dtype)) if tied else K.zeros((m, k), dtype)
@@ -209,11 +205,11 @@ def test_dense_forward_and_backward_match_the_reference(name, n_p, tied, dtype):
     K.fill(db, 1.0)  # accumulate: dW, db, dp add to what is there
     K.dense_backward(IDS[name], K.to_device(g), xd, Wd, v, pd, dz, dx, dW, db, dp, True, True)
     edx, edW, edb, edp = RD.dense_backward(g, x, W, b, name, p if n_p > 1 else p[0])
-    _close(dx, edx, dtype, scale=30)
-    _close(dW, edW, dtype, scale=30)
-    _close(db, edb + 1, dtype, scale=30)
+    np.testing.assert_allclose(K.to_host(dx), edx, **_tol(dtype, 30))
+    np.testing.assert_allclose(K.to_host(dW), edW, **_tol(dtype, 30))
+    np.testing.assert_allclose(K.to_host(db), edb + 1, **_tol(dtype, 30))
     if learnable:
-        _close(dp, np.atleast_1d(edp), dtype, scale=30)
+        np.testing.assert_allclose(K.to_host(dp), np.atleast_1d(edp), **_tol(dtype, 30))
 
 
 def test_buffers_copy_fill_take_rows_and_views():

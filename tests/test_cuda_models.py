@@ -6,18 +6,12 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl import _kernels
+from conftest import BACKENDS, SIMULATOR_WARNINGS, cuda_backend_or_skip
 from fastdl.models import Autoencoder, MLP, StackedAutoencoder
 
-pytest.importorskip("numba_cuda")
-try:
-    cuda_ops = _kernels._load("cuda")
-except ImportError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-# the simulator computes uint64 hashes in numpy scalars, which warn on the wrap-around a GPU does
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-CPU = next(name for name in fastdl.available_backends() if name in _kernels.CPU_BACKENDS)
+cuda_ops = cuda_backend_or_skip()
+pytestmark = SIMULATOR_WARNINGS
+CPU = BACKENDS[0]
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-11}
 
 

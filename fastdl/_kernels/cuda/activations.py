@@ -156,17 +156,25 @@ def activation_backward_features(kind, g, x, p, out):
     return sums.copy_to_host()
 
 
+@cuda.jit(device=True)
+def row_max_and_exp_sum(z, r):
+    """(m, Σ_c e^{z_rc − m}) of row r, m its maximum, the sum in float64: the pieces of softmax
+    and of log-sum-exp."""
+    top = z[r, 0]
+    for c in range(1, z.shape[1]):
+        top = max(top, z[r, c])
+    total = 0.0
+    for c in range(z.shape[1]):
+        total += math.exp(np.float64(z[r, c] - top))
+    return top, total
+
+
 @cuda.jit
 def _softmax_rows(z, out):
     """out = e^{z − max} / Σ e^{z − max} per row (out may be z)."""
     rows, cols = z.shape
     for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
-        top = z[r, 0]
-        for c in range(1, cols):
-            top = max(top, z[r, c])
-        total = 0.0
-        for c in range(cols):
-            total += math.exp(np.float64(z[r, c] - top))
+        top, total = row_max_and_exp_sum(z, r)
         for c in range(cols):
             out[r, c] = math.exp(np.float64(z[r, c] - top)) / total
 

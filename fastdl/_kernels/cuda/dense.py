@@ -32,6 +32,18 @@ _derivative, _param_derivative = activations.derivative, activations.param_deriv
 def _make_gemm(dtype):
     zero = dtype(0)
 
+    @cuda.jit(device=True)
+    def stage(s, m, trans, i0, j0, rows, cols):
+        """s = the TILE × TILE tile of op(m) at (i0, j0) (zeros outside its rows × cols), op(m) = mᵀ
+        with ``trans``; each thread loads one element, neighbouring threads along m's rows."""
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        if trans:  # op(m)[i, j] = m[j, i]
+            i, j = i0 + tx, j0 + ty
+            s[tx, ty] = m[j, i] if i < rows and j < cols else zero
+        else:
+            i, j = i0 + ty, j0 + tx
+            s[ty, tx] = m[i, j] if i < rows and j < cols else zero
+
     @cuda.jit
     def gemm(a, b, c, trans_a, trans_b, accumulate, has_bias, bias, p, kind, z):
         """c = f(op(a) op(b) [+ c] [+ bias]) with op(m) = mᵀ where its flag says; z = the
@@ -44,19 +56,8 @@ def _make_gemm(dtype):
         depth = a.shape[0] if trans_a else a.shape[1]
         acc = zero
         for t0 in range(0, depth, TILE):
-            # each thread loads one element of each slab, neighbouring threads neighbouring ones
-            if trans_a:
-                r, t = r0 + tx, t0 + ty
-                sa[tx, ty] = a[t, r] if r < rows and t < depth else zero
-            else:
-                r, t = r0 + ty, t0 + tx
-                sa[ty, tx] = a[r, t] if r < rows and t < depth else zero
-            if trans_b:
-                q, t = q0 + ty, t0 + tx
-                sb[tx, ty] = b[q, t] if q < cols and t < depth else zero
-            else:
-                q, t = q0 + tx, t0 + ty
-                sb[ty, tx] = b[t, q] if q < cols and t < depth else zero
+            stage(sa, a, trans_a, r0, t0, rows, depth)
+            stage(sb, b, trans_b, t0, q0, depth, cols)
             cuda.syncthreads()
             for u in range(TILE):
                 acc += sa[ty, u] * sb[u, tx]

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from fastdl._kernels.cuda import reduce
+from fastdl._kernels.cuda.activations import row_max_and_exp_sum
 from fastdl._kernels.cuda._device import THREADS, blocks, cuda
 
 _MSE, _BCE, _LABELS, _PROBS = range(4)
@@ -40,12 +41,7 @@ def _rows(kind, x, target, grad, row_loss):
                     loss += max(z, 0.0) - z * t + math.log1p(e)
                     grad[r, c] = ((1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)) - t) / rows
         else:
-            top = x[r, 0]
-            for c in range(1, cols):
-                top = max(top, x[r, c])
-            total = 0.0
-            for c in range(cols):
-                total += math.exp(np.float64(x[r, c] - top))
+            top, total = row_max_and_exp_sum(x, r)
             lse = math.log(total)
             mass = 0.0
             for c in range(cols):
